@@ -1,0 +1,170 @@
+"""Typed requests for the three Images endpoints.
+
+Each class holds one request exactly as the REST API names its fields. ``None`` means
+"not set": unset fields are left out of the body, so the API applies its own defaults.
+The same classes serve the client (built from keyword arguments) and the local server
+(built from what arrived), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import IO, Literal, TypeAlias
+
+import attrs
+
+__all__ = [
+    "Background",
+    "EditRequest",
+    "Endpoint",
+    "FileContent",
+    "GenerateRequest",
+    "ImageInput",
+    "ImageRef",
+    "ImageRequest",
+    "InputFidelity",
+    "Moderation",
+    "OutputFormat",
+    "Quality",
+    "ResponseFormat",
+    "Style",
+    "VariationRequest",
+]
+
+Endpoint: TypeAlias = Literal["generations", "edits", "variations"]
+Quality: TypeAlias = Literal["standard", "hd", "low", "medium", "high", "auto"]
+Background: TypeAlias = Literal["transparent", "opaque", "auto"]
+Moderation: TypeAlias = Literal["low", "auto"]
+OutputFormat: TypeAlias = Literal["png", "jpeg", "webp"]
+ResponseFormat: TypeAlias = Literal["url", "b64_json"]
+Style: TypeAlias = Literal["vivid", "natural"]
+InputFidelity: TypeAlias = Literal["high", "low"]
+
+FileContent: TypeAlias = bytes | IO[bytes] | str | os.PathLike[str]
+"""What a tuple input may carry as its content: bytes, a binary file object, or a path."""
+
+ImageInput: TypeAlias = (
+    str | os.PathLike[str] | bytes | IO[bytes] | tuple[str, FileContent] | tuple[str, FileContent, str]
+)
+"""One input image: a path, bytes, a binary file object, or ``(filename, content[, type])``."""
+
+
+@attrs.frozen(kw_only=True)
+class ImageRef:
+    """An input image by reference, for JSON edits: exactly one of ``image_url`` or ``file_id``.
+
+    ``image_url`` is an ``https://`` URL or a ``data:`` URL (at most 20 MiB).
+
+    Example:
+        >>> ImageRef(image_url="https://example.com/cat.png")
+        ImageRef(image_url='https://example.com/cat.png', file_id=None)
+    """
+
+    image_url: str | None = None
+    file_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GenerateRequest:
+    """A request to ``POST /images/generations``.
+
+    Example:
+        >>> GenerateRequest(prompt="a lighthouse at dusk", model="gpt-image-1", size="1024x1024")
+        GenerateRequest(prompt='a lighthouse at dusk', model='gpt-image-1', ...)
+    """
+
+    endpoint: Endpoint = attrs.field(default="generations", init=False, repr=False)
+
+    prompt: str
+    model: str | None = None
+    n: int | None = None
+    size: str | None = None
+    quality: Quality | None = None
+    background: Background | None = None
+    moderation: Moderation | None = None
+    output_format: OutputFormat | None = None
+    output_compression: int | None = None
+    response_format: ResponseFormat | None = None
+    style: Style | None = None
+    user: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EditRequest:
+    """A request to ``POST /images/edits``.
+
+    Give ``image`` (one input, or a list of up to 16) for a multipart upload, or ``images``
+    (a list of :class:`ImageRef`) for a JSON edit by reference. ``mask`` is an input for
+    multipart edits and an :class:`ImageRef` for JSON edits.
+
+    Example:
+        >>> EditRequest(image=["a.png", "b.png"], prompt="put them in a basket").image_count
+        2
+    """
+
+    endpoint: Endpoint = attrs.field(default="edits", init=False, repr=False)
+
+    prompt: str
+    image: ImageInput | list[ImageInput] | None = attrs.field(default=None, repr=False)
+    images: Sequence[ImageRef] | None = None
+    mask: ImageInput | ImageRef | None = attrs.field(default=None, repr=False)
+    model: str | None = None
+    n: int | None = None
+    size: str | None = None
+    quality: Quality | None = None
+    background: Background | None = None
+    moderation: Moderation | None = None
+    input_fidelity: InputFidelity | None = None
+    output_format: OutputFormat | None = None
+    output_compression: int | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
+
+    @property
+    def is_json(self) -> bool:
+        """Whether this edit goes as ``application/json`` (image references) or multipart."""
+        return self.images is not None
+
+    @property
+    def image_inputs(self) -> list[ImageInput]:
+        """The multipart inputs as a list (empty for a JSON edit)."""
+        if self.image is None:
+            return []
+        if isinstance(self.image, list):
+            return self.image
+        return [self.image]
+
+    @property
+    def image_count(self) -> int:
+        """How many input images the edit carries, by upload or by reference."""
+        if self.images is not None:
+            return len(self.images)
+        return len(self.image_inputs)
+
+
+@attrs.frozen(kw_only=True)
+class VariationRequest:
+    """A request to ``POST /images/variations`` (dall-e-2 only).
+
+    Example:
+        >>> VariationRequest(image="cat.png", n=2, size="512x512")
+        VariationRequest(model=None, n=2, size='512x512', response_format=None, user=None)
+    """
+
+    endpoint: Endpoint = attrs.field(default="variations", init=False, repr=False)
+
+    image: ImageInput = attrs.field(repr=False)
+    model: str | None = None
+    n: int | None = None
+    size: str | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+
+
+ImageRequest: TypeAlias = GenerateRequest | EditRequest | VariationRequest
+"""Any of the three request classes."""

@@ -1,0 +1,194 @@
+"""Typed responses and stream events, built from the API's JSON by the converter.
+
+Every class tolerates what a newer API may send: unknown fields are ignored and enum-like
+fields are plain strings, so a new size or format never breaks parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TypeAlias
+
+import attrs
+
+__all__ = [
+    "Image",
+    "ImageEditCompletedEvent",
+    "ImageEditPartialImageEvent",
+    "ImageEditStreamEvent",
+    "ImageGenCompletedEvent",
+    "ImageGenPartialImageEvent",
+    "ImageGenStreamEvent",
+    "ImagesResponse",
+    "InputTokensDetails",
+    "OutputTokensDetails",
+    "Usage",
+    "write_atomically",
+]
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A crash part-way leaves either the old file or none, never half an image.
+    """
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+        os.replace(tmp_name, target)
+    except BaseException:
+        os.unlink(tmp_name)
+        raise
+    return target
+
+
+class _HasImageData:
+    """``content()`` and ``save()`` for anything that carries ``b64_json``."""
+
+    b64_json: str | None
+
+    def content(self) -> bytes:
+        """The image's bytes, decoded from ``b64_json``.
+
+        Raises:
+            ValueError: The result is a ``url`` (use ``await client.download(image)``).
+        """
+        if self.b64_json is None:
+            raise ValueError(
+                "this image has no b64_json (it is a url result): fetch it with "
+                "await client.download(image)"
+            )
+        return base64.b64decode(self.b64_json)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the image to ``path`` atomically and return the path.
+
+        Example:
+            >>> Image(b64_json="aGk=").save(tmp_path / "out.png").read_bytes()  # doctest: +SKIP
+            b'hi'
+        """
+        return write_atomically(path, self.content())
+
+
+@attrs.frozen(kw_only=True)
+class Image(_HasImageData):
+    """One result image: ``b64_json`` (GPT image models, or when asked) or a ``url``.
+
+    Example:
+        >>> Image(b64_json="aGk=").content()
+        b'hi'
+    """
+
+    b64_json: str | None = attrs.field(default=None, repr=lambda v: f"<{len(v)} chars>")
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class InputTokensDetails:
+    """How the input tokens split between text and images."""
+
+    text_tokens: int = 0
+    image_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class OutputTokensDetails:
+    """How the output tokens split between text and images."""
+
+    text_tokens: int = 0
+    image_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Token counts, sent by GPT image models."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: InputTokensDetails | None = None
+    output_tokens_details: OutputTokensDetails | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImagesResponse:
+    """The answer of all three endpoints.
+
+    Attributes:
+        created: When the images were made, in Unix seconds.
+        data: The images, in order.
+        usage: Token counts (GPT image models).
+        request_id: The response's ``x-request-id``, for support tickets and logs.
+        headers: All response headers, rate-limit headers included.
+    """
+
+    created: int
+    data: tuple[Image, ...] = ()
+    background: str | None = None
+    output_format: str | None = None
+    quality: str | None = None
+    size: str | None = None
+    usage: Usage | None = None
+    request_id: str | None = attrs.field(default=None, eq=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class _StreamEventBase(_HasImageData):
+    type: str
+    b64_json: str | None = attrs.field(default=None, repr=lambda v: f"<{len(v)} chars>")
+    created_at: int | None = None
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenPartialImageEvent(_StreamEventBase):
+    """A partial image of a streamed generation (``image_generation.partial_image``)."""
+
+    type: str = "image_generation.partial_image"
+    partial_image_index: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenCompletedEvent(_StreamEventBase):
+    """The final image of a streamed generation (``image_generation.completed``)."""
+
+    type: str = "image_generation.completed"
+    usage: Usage | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageEditPartialImageEvent(_StreamEventBase):
+    """A partial image of a streamed edit (``image_edit.partial_image``)."""
+
+    type: str = "image_edit.partial_image"
+    partial_image_index: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ImageEditCompletedEvent(_StreamEventBase):
+    """The final image of a streamed edit (``image_edit.completed``)."""
+
+    type: str = "image_edit.completed"
+    usage: Usage | None = None
+
+
+ImageGenStreamEvent: TypeAlias = ImageGenPartialImageEvent | ImageGenCompletedEvent
+ImageEditStreamEvent: TypeAlias = ImageEditPartialImageEvent | ImageEditCompletedEvent
+
+EVENT_CLASSES: dict[str, type[_StreamEventBase]] = {
+    "image_generation.partial_image": ImageGenPartialImageEvent,
+    "image_generation.completed": ImageGenCompletedEvent,
+    "image_edit.partial_image": ImageEditPartialImageEvent,
+    "image_edit.completed": ImageEditCompletedEvent,
+}
