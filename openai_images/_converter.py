@@ -81,7 +81,7 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
         ImageRef, make_dict_unstructure_fn(ImageRef, conv, _cattrs_omit_if_default=True)
     )
     for cls, file_fields in FILE_FIELDS.items():
-        omitted = {name: override(omit=True) for name in ("endpoint", *file_fields)}
+        omitted: dict[str, Any] = {name: override(omit=True) for name in ("endpoint", *file_fields)}
         conv.register_unstructure_hook(
             cls, make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **omitted)
         )

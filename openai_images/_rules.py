@@ -96,29 +96,37 @@ def _gpt_image(name: str, *, custom_sizes: bool = False, fidelity: bool = True) 
     )
 
 
-def _dall_e(name: str, **changes: object) -> ModelRules:
-    base = ModelRules(
+def _dall_e(
+    name: str,
+    *,
+    endpoints: frozenset[str],
+    prompt_max_length: int = 1000,
+    n_max: int = 10,
+    qualities: frozenset[str] = frozenset({"standard"}),
+    styles: frozenset[str] = frozenset(),
+    sizes: tuple[str, ...] = ("256x256", "512x512", "1024x1024"),
+) -> ModelRules:
+    return ModelRules(
         name=name,
-        endpoints=frozenset({"generations"}),
+        endpoints=endpoints,
         json_edits=False,
-        prompt_max_length=1000,
-        n_max=10,
-        qualities=frozenset({"standard"}),
+        prompt_max_length=prompt_max_length,
+        n_max=n_max,
+        qualities=qualities,
         response_formats=frozenset({"url", "b64_json"}),
         output_formats=frozenset(),
         backgrounds=frozenset(),
         moderations=frozenset(),
-        styles=frozenset(),
+        styles=styles,
         input_fidelities=frozenset(),
         streaming=False,
-        sizes=("256x256", "512x512", "1024x1024"),
+        sizes=sizes,
         custom_sizes=False,
         max_input_images=1,
         max_image_bytes=4 * MiB,
         image_types=frozenset({"image/png"}),
         square_images=True,
     )
-    return attrs.evolve(base, **changes)  # type: ignore[misc]  # attrs.evolve takes **Any
 
 
 MODELS: dict[str, ModelRules] = {
@@ -133,6 +141,7 @@ MODELS: dict[str, ModelRules] = {
         _dall_e("dall-e-2", endpoints=frozenset({"generations", "edits", "variations"})),
         _dall_e(
             "dall-e-3",
+            endpoints=frozenset({"generations"}),
             prompt_max_length=4000,
             n_max=1,
             qualities=frozenset({"standard", "hd"}),

@@ -1,0 +1,53 @@
+"""Developer tasks: ``nox -s tests lint typecheck docs bench demo``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = ["3.11"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (what CI runs)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style and common mistakes with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", "openai_images", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "openai_images", "tests", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package with mypy --strict."""
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy", "--strict", "openai_images")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly (a broken reference fails)."""
+    session.install("-e", ".[server]", "mkdocs-material", "mkdocstrings[python]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Measure against the official SDK and raw aiohttp; print the table."""
+    session.install("-e", ".[server]", "openai[aiohttp]", "psutil")
+    session.run("python", "-m", "tests.benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Run the demo against the embedded local server."""
+    session.install("-e", ".[server,progress]")
+    session.run("openai-images", "demo", *session.posargs)

@@ -1,0 +1,90 @@
+"""openai-images: an async-first client for the OpenAI Images API.
+
+Example:
+    >>> import openai_images
+    >>> async with openai_images.AsyncImagesClient() as client:     # doctest: +SKIP
+    ...     result = await client.generate(prompt="a red fox", model="gpt-image-1")
+"""
+
+from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
+from ._config import Timeout
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    MissingAPIKeyError,
+    NotFoundError,
+    OpenAIImagesError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    UnprocessableEntityError,
+    Violation,
+)
+from ._requests import EditRequest, GenerateRequest, ImageRef, ImageRequest, VariationRequest
+from ._responses import (
+    Image,
+    ImageEditCompletedEvent,
+    ImageEditPartialImageEvent,
+    ImageEditStreamEvent,
+    ImageGenCompletedEvent,
+    ImageGenPartialImageEvent,
+    ImageGenStreamEvent,
+    ImagesResponse,
+    InputTokensDetails,
+    OutputTokensDetails,
+    Usage,
+)
+from ._streaming import AsyncImageStream
+from ._sync import ImagesClient, ImageStream
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncImageStream",
+    "AsyncImagesClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "EditRequest",
+    "ExchangeObserver",
+    "GenerateRequest",
+    "Image",
+    "ImageEditCompletedEvent",
+    "ImageEditPartialImageEvent",
+    "ImageEditStreamEvent",
+    "ImageGenCompletedEvent",
+    "ImageGenPartialImageEvent",
+    "ImageGenStreamEvent",
+    "ImageRef",
+    "ImageRequest",
+    "ImageStream",
+    "ImagesClient",
+    "ImagesResponse",
+    "InputTokensDetails",
+    "InternalServerError",
+    "MissingAPIKeyError",
+    "NotFoundError",
+    "OpenAIImagesError",
+    "OutputTokensDetails",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestOptions",
+    "RequestValidationError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "Usage",
+    "VariationRequest",
+    "Violation",
+    "__version__",
+]

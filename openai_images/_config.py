@@ -1,0 +1,105 @@
+"""Client settings: from arguments first, then the environment, then defaults."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Mapping
+
+import attrs
+
+from ._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "Settings", "Timeout", "user_agent"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+@attrs.frozen(kw_only=True)
+class Timeout:
+    """How long to wait, in seconds (``None`` waits forever).
+
+    Image work is slow: a generation can take minutes, so the default allows a long
+    ``total`` while failing fast on an unreachable host.
+
+    Attributes:
+        connect: To open a connection (including waiting for a free pooled one).
+        read: Between two reads of the response (a stalled body fails after this).
+        total: For the whole exchange, upload and download included.
+
+    Example:
+        >>> Timeout(total=30.0)
+        Timeout(connect=10.0, read=300.0, total=30.0)
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 300.0
+    total: float | None = 900.0
+
+    @classmethod
+    def coerce(cls, value: float | Timeout | None, *, default: Timeout) -> Timeout:
+        """A :class:`Timeout` from a number of seconds (the total), a Timeout, or the default."""
+        if value is None:
+            return default
+        if isinstance(value, Timeout):
+            return value
+        seconds = float(value)
+        return cls(
+            connect=min(seconds, default.connect) if default.connect is not None else seconds,
+            read=min(seconds, default.read) if default.read is not None else seconds,
+            total=seconds,
+        )
+
+
+DEFAULT_TIMEOUT = Timeout()
+
+
+def _redacted(key: str | None) -> str:
+    if not key:
+        return "None"
+    return f"'{key[:3]}...{key[-2:]}'" if len(key) > 12 else "'***'"
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Resolved settings of one client. The key never appears in a repr."""
+
+    api_key: str | None = attrs.field(repr=_redacted)
+    base_url: str
+    organization: str | None = None
+    project: str | None = None
+    timeout: Timeout = DEFAULT_TIMEOUT
+    max_retries: int = 2
+    default_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        organization: str | None,
+        project: str | None,
+        timeout: float | Timeout | None,
+        max_retries: int,
+        default_headers: Mapping[str, str] | None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Settings:
+        """Fill unset settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
+        ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID``."""
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
+        return cls(
+            api_key=api_key if api_key is not None else environ.get("OPENAI_API_KEY") or None,
+            base_url=(base_url or environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            organization=organization or environ.get("OPENAI_ORG_ID") or None,
+            project=project or environ.get("OPENAI_PROJECT_ID") or None,
+            timeout=Timeout.coerce(timeout, default=DEFAULT_TIMEOUT),
+            max_retries=max_retries,
+            default_headers=dict(default_headers or {}),
+        )
+
+
+def user_agent(http_library: str) -> str:
+    """The ``User-Agent`` naming this library, Python and the HTTP library with versions."""
+    return f"openai-images/{__version__} Python/{platform.python_version()} {http_library}"

@@ -1,0 +1,473 @@
+"""``ImagesClient``: the async client, usable from synchronous code.
+
+The async core runs on an event loop in a background thread (anyio's blocking portal),
+started on first use. Each call hands a task to that loop and waits for its result, so
+the client works from plain scripts, from many threads at once, and from code that is
+itself inside a running event loop (a notebook cell), where ``asyncio.run`` would fail.
+If the waiting thread is interrupted (Ctrl-C), the task on the loop is cancelled, which
+closes its connections and files.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import AsyncImagesClient, RequestOptions
+from ._config import Timeout
+from ._requests import (
+    Background,
+    EditRequest,
+    GenerateRequest,
+    ImageInput,
+    ImageRef,
+    ImageRequest,
+    InputFidelity,
+    Moderation,
+    OutputFormat,
+    Quality,
+    ResponseFormat,
+    Style,
+)
+from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
+from ._streaming import AsyncImageStream
+
+__all__ = ["ImageStream", "ImagesClient"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+E = TypeVar("E")
+
+
+class _Runner:
+    """Runs coroutines on the portal's loop and waits for them, cancelling on interrupt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self.closed = False
+
+    @property
+    def started(self) -> bool:
+        return self._portal is not None
+
+    def _get_portal(self) -> BlockingPortal:
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("this client is closed; make a new one")
+            if self._portal is None:
+                self._portal_cm = start_blocking_portal(name="openai-images")
+                self._portal = self._portal_cm.__enter__()
+            return self._portal
+
+    def run(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        portal = self._get_portal()
+        future = portal.start_task_soon(functools.partial(fn, *args, **kwargs))
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C (or any error of the waiting thread) cancels the task on the loop too.
+            future.cancel()
+            raise
+
+    def stop(self, final: Callable[[], Awaitable[None]]) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            portal, cm = self._portal, self._portal_cm
+            self._portal = self._portal_cm = None
+        if portal is not None and cm is not None:
+            try:
+                portal.call(final)
+            finally:
+                cm.__exit__(None, None, None)
+
+
+class ImageStream(Generic[E]):
+    """A streamed generation or edit for synchronous code: iterate it, then close it.
+
+    Example:
+        >>> with client.generate(prompt="a fox", model="gpt-image-1", stream=True,
+        ...                      partial_images=2) as stream:       # doctest: +SKIP
+        ...     for event in stream:
+        ...         print(event.type)
+    """
+
+    def __init__(self, stream: AsyncImageStream[E], runner: _Runner) -> None:
+        self._stream = stream
+        self._runner = runner
+        self.request_id = stream.request_id
+        self.headers = stream.headers
+
+    def __iter__(self) -> Iterator[E]:
+        return self
+
+    def __next__(self) -> E:
+        try:
+            return self._runner.run(self._stream.__anext__)
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Close the connection; the stream yields nothing more."""
+        self._runner.run(self._stream.aclose)
+
+    def __enter__(self) -> ImageStream[E]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ImagesClient:
+    """A synchronous client for the OpenAI Images API, with the async client's methods.
+
+    It takes the same arguments as :class:`AsyncImagesClient` and is safe to share
+    between threads. Close it when done (``with`` does it for you).
+
+    Example:
+        >>> with ImagesClient() as client:                          # doctest: +SKIP
+        ...     client.generate(prompt="a red fox", model="gpt-image-1").data[0].save("fox.png")
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int = 2,
+        default_headers: Mapping[str, str] | None = None,
+        validate: bool = True,
+        max_connections: int = 100,
+        trust_env: bool = False,
+        max_response_bytes: int = 1 << 30,
+    ) -> None:
+        self._async = AsyncImagesClient(
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            project=project,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            validate=validate,
+            max_connections=max_connections,
+            trust_env=trust_env,
+            max_response_bytes=max_response_bytes,
+        )
+        self._runner = _Runner()
+
+    @property
+    def async_client(self) -> AsyncImagesClient:
+        """The async client this one drives (its loop runs in a background thread)."""
+        return self._async
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._async.base_url
+
+    def __repr__(self) -> str:
+        return f"ImagesClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> ImagesClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection and stop the background loop. Safe to call twice."""
+        self._runner.stop(self._async.aclose)
+
+    def __del__(self) -> None:
+        runner = getattr(self, "_runner", None)
+        if runner is not None and runner.started and not runner.closed:
+            warnings.warn(
+                f"{self!r} was never closed: use 'with' or call client.close()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: Quality | None = None,
+        background: Background | None = None,
+        moderation: Moderation | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: int | None = None,
+        response_format: ResponseFormat | None = None,
+        style: Style | None = None,
+        user: str | None = None,
+        stream: Literal[False] = False,
+        partial_images: int | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: Quality | None = None,
+        background: Background | None = None,
+        moderation: Moderation | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: int | None = None,
+        response_format: ResponseFormat | None = None,
+        style: Style | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImageStream[ImageGenStreamEvent]: ...
+
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: Quality | None = None,
+        background: Background | None = None,
+        moderation: Moderation | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: int | None = None,
+        response_format: ResponseFormat | None = None,
+        style: Style | None = None,
+        user: str | None = None,
+        stream: bool = False,
+        partial_images: int | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImagesResponse | ImageStream[ImageGenStreamEvent]:
+        """Create images from a prompt; see :meth:`AsyncImagesClient.generate`."""
+        request = GenerateRequest(
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            moderation=moderation,
+            output_format=output_format,
+            output_compression=output_compression,
+            response_format=response_format,
+            style=style,
+            user=user,
+            partial_images=partial_images,
+        )
+        options = RequestOptions(
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        if stream:
+            return self.send_stream(request, options=options)
+        return self.send(request, options=options)
+
+    @overload
+    def edit(
+        self,
+        *,
+        prompt: str,
+        image: ImageInput | list[ImageInput] | None = None,
+        images: list[ImageRef] | None = None,
+        mask: ImageInput | ImageRef | None = None,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: Quality | None = None,
+        background: Background | None = None,
+        moderation: Moderation | None = None,
+        input_fidelity: InputFidelity | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: int | None = None,
+        response_format: ResponseFormat | None = None,
+        user: str | None = None,
+        stream: Literal[False] = False,
+        partial_images: int | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    def edit(
+        self,
+        *,
+        prompt: str,
+        image: ImageInput | list[ImageInput] | None = None,
+        images: list[ImageRef] | None = None,
+        mask: ImageInput | ImageRef | None = None,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: Quality | None = None,
+        background: Background | None = None,
+        moderation: Moderation | None = None,
+        input_fidelity: InputFidelity | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: int | None = None,
+        response_format: ResponseFormat | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImageStream[ImageEditStreamEvent]: ...
+
+    def edit(
+        self,
+        *,
+        prompt: str,
+        image: ImageInput | list[ImageInput] | None = None,
+        images: list[ImageRef] | None = None,
+        mask: ImageInput | ImageRef | None = None,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: Quality | None = None,
+        background: Background | None = None,
+        moderation: Moderation | None = None,
+        input_fidelity: InputFidelity | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: int | None = None,
+        response_format: ResponseFormat | None = None,
+        user: str | None = None,
+        stream: bool = False,
+        partial_images: int | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImagesResponse | ImageStream[ImageEditStreamEvent]:
+        """Edit or combine images; see :meth:`AsyncImagesClient.edit`."""
+        request = EditRequest(
+            prompt=prompt,
+            image=image,
+            images=images,
+            mask=mask,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            moderation=moderation,
+            input_fidelity=input_fidelity,
+            output_format=output_format,
+            output_compression=output_compression,
+            response_format=response_format,
+            user=user,
+            partial_images=partial_images,
+        )
+        options = RequestOptions(
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        if stream:
+            return self.send_stream(request, options=options)
+        return self.send(request, options=options)
+
+    def create_variation(
+        self,
+        *,
+        image: ImageInput,
+        model: str | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        response_format: ResponseFormat | None = None,
+        user: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> ImagesResponse:
+        """Make variations of an image; see :meth:`AsyncImagesClient.create_variation`."""
+        return self._runner.run(
+            self._async.create_variation,
+            image=image,
+            model=model,
+            n=n,
+            size=size,
+            response_format=response_format,
+            user=user,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+
+    def send(self, request: ImageRequest, *, options: RequestOptions | None = None) -> ImagesResponse:
+        """Send a request built beforehand; see :meth:`AsyncImagesClient.send`."""
+        return self._runner.run(self._async.send, request, options=options)
+
+    def send_stream(
+        self,
+        request: GenerateRequest | EditRequest,
+        *,
+        options: RequestOptions | None = None,
+    ) -> ImageStream[Any]:
+        """Send a streamed request built beforehand; see :meth:`AsyncImagesClient.send_stream`."""
+        stream = self._runner.run(self._async.send_stream, request, options=options)
+        return ImageStream(stream, self._runner)
+
+    def download(self, image: Image | str, *, timeout: float | Timeout | None = None) -> bytes:
+        """Fetch a ``url`` result's bytes; see :meth:`AsyncImagesClient.download`."""
+        return self._runner.run(self._async.download, image, timeout=timeout)

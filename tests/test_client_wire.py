@@ -1,0 +1,163 @@
+"""What the async client puts on the wire for each endpoint and input kind."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from openai_images import AsyncImagesClient, ImageRef, __version__
+
+from .images import make_png
+from .recorder import Recorder
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    async with Recorder() as rec:
+        yield rec
+
+
+@pytest.fixture
+async def client(recorder: Recorder) -> AsyncIterator[AsyncImagesClient]:
+    async with AsyncImagesClient(
+        api_key="sk-test-key-123456", base_url=recorder.base_url, max_retries=0
+    ) as c:
+        yield c
+
+
+async def test_generate_sends_json_without_unset_fields(
+    client: AsyncImagesClient, recorder: Recorder
+) -> None:
+    """A generation posts JSON with exactly the fields given, under their API names."""
+    await client.generate(prompt="a fox", model="gpt-image-1", n=2, quality="low")
+    (sent,) = recorder.requests
+    assert sent.method == "POST"
+    assert sent.path == "/v1/images/generations"
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.json == {"prompt": "a fox", "model": "gpt-image-1", "n": 2, "quality": "low"}
+
+
+async def test_headers_name_the_library_and_carry_the_settings(recorder: Recorder) -> None:
+    """Authorization, organization, project, default and extra headers all go out."""
+    async with AsyncImagesClient(
+        api_key="sk-abc",
+        base_url=recorder.base_url,
+        organization="org-1",
+        project="proj-1",
+        default_headers={"X-Team": "imaging"},
+    ) as client:
+        await client.generate(prompt="p", extra_headers={"X-Trace": "t1"})
+    headers = recorder.requests[0].headers
+    assert headers["Authorization"] == "Bearer sk-abc"
+    assert headers["OpenAI-Organization"] == "org-1"
+    assert headers["OpenAI-Project"] == "proj-1"
+    assert headers["X-Team"] == "imaging"
+    assert headers["X-Trace"] == "t1"
+    assert headers["User-Agent"].startswith(f"openai-images/{__version__} Python/")
+    assert "aiohttp/" in headers["User-Agent"]
+
+
+async def test_extra_query_and_body_are_merged(
+    client: AsyncImagesClient, recorder: Recorder
+) -> None:
+    """extra_query lands in the URL and extra_body in the JSON."""
+    await client.generate(prompt="p", extra_query={"debug": "1"}, extra_body={"future": True})
+    sent = recorder.requests[0]
+    assert sent.query == {"debug": "1"}
+    assert sent.json == {"prompt": "p", "future": True}
+
+
+async def test_single_image_edit_uses_the_image_part(
+    client: AsyncImagesClient, recorder: Recorder, tmp_path: Path
+) -> None:
+    """One input goes as the part ``image`` with its real content type and a length."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(make_png(32, 32))
+    await client.edit(image=path, prompt="make it blue", model="gpt-image-1", n=1)
+    sent = recorder.requests[0]
+    assert sent.path == "/v1/images/edits"
+    assert sent.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert int(sent.headers["Content-Length"]) == len(sent.body)
+    files = [p for p in sent.parts if p.filename]
+    assert [(p.name, p.filename, p.content_type) for p in files] == [
+        ("image", "photo.png", "image/png")
+    ]
+    assert files[0].content == path.read_bytes()
+    assert sent.fields == {"prompt": "make it blue", "model": "gpt-image-1", "n": "1"}
+
+
+async def test_every_input_kind_and_sixteen_images_with_a_mask(
+    client: AsyncImagesClient, recorder: Recorder, tmp_path: Path
+) -> None:
+    """Paths, PathLike, bytes, files and tuples all upload as ``image[]`` parts in order."""
+    contents = [make_png(16 + i, 16 + i) for i in range(16)]
+    for i, data in enumerate(contents):
+        (tmp_path / f"in{i}.png").write_bytes(data)
+    with open(tmp_path / "in3.png", "rb") as opened:
+        inputs: list[object] = [
+            str(tmp_path / "in0.png"),
+            tmp_path / "in1.png",
+            contents[2],
+            opened,
+            ("named.png", contents[4]),
+            ("typed.png", io.BytesIO(contents[5]), "image/png"),
+            ("from-path.png", os.fspath(tmp_path / "in6.png")),
+        ]
+        inputs += [tmp_path / f"in{i}.png" for i in range(7, 16)]
+        mask = make_png(16, 16, alpha=True)
+        await client.edit(
+            image=inputs,  # type: ignore[arg-type]  # a list of every kind on purpose
+            mask=("mask.png", mask),
+            prompt="a collage",
+            model="gpt-image-1",
+        )
+    files = [p for p in recorder.requests[0].parts if p.filename]
+    assert [p.name for p in files] == ["image[]"] * 16 + ["mask"]
+    assert [p.content for p in files[:16]] == contents
+    assert files[4].filename == "named.png"
+    assert files[16].content == mask
+    assert {p.content_type for p in files} == {"image/png"}
+
+
+async def test_json_edit_sends_references(client: AsyncImagesClient, recorder: Recorder) -> None:
+    """Edits by reference go as application/json with images and mask objects."""
+    await client.edit(
+        images=[ImageRef(image_url="https://example.com/a.png"), ImageRef(file_id="file-9")],
+        mask=ImageRef(file_id="file-mask"),
+        prompt="merge",
+        model="gpt-image-1",
+    )
+    sent = recorder.requests[0]
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.json == {
+        "prompt": "merge",
+        "model": "gpt-image-1",
+        "images": [{"image_url": "https://example.com/a.png"}, {"file_id": "file-9"}],
+        "mask": {"file_id": "file-mask"},
+    }
+
+
+async def test_variation_sends_image_and_fields(
+    client: AsyncImagesClient, recorder: Recorder
+) -> None:
+    """A variation is multipart with ``image`` and its text fields."""
+    await client.create_variation(image=make_png(64, 64), n=2, size="256x256", user="u1")
+    sent = recorder.requests[0]
+    assert sent.path == "/v1/images/variations"
+    assert sent.fields == {"n": "2", "size": "256x256", "user": "u1"}
+    (image,) = [p for p in sent.parts if p.filename]
+    assert (image.name, image.filename, image.content_type) == ("image", "image.png", "image/png")
+
+
+async def test_response_exposes_request_id_and_headers(client: AsyncImagesClient) -> None:
+    """The typed response carries the request id and the raw headers."""
+    response = await client.generate(prompt="p")
+    assert response.request_id == "req_1"
+    assert response.headers["x-request-id"] == "req_1"
+    assert response.data[0].content() == b"hi"
