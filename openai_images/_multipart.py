@@ -1,0 +1,228 @@
+"""``multipart/form-data`` bodies that stream their files instead of loading them.
+
+:class:`MultipartEncoder` is sans-I/O: it only turns names, values and file headers into
+bytes, so it is tested byte for byte. :func:`build_multipart` lays a request's fields and
+:class:`~openai_images._inputs.ImageSource` files out as a :class:`MultipartBody`, whose
+:meth:`~MultipartBody.stream` reads each file in chunks while the body is sent, and can
+start again for a retry when every source can.
+
+Example:
+    >>> enc = MultipartEncoder(boundary="b")
+    >>> enc.field("n", 2) + enc.close()
+    b'--b\\r\\nContent-Disposition: form-data; name="n"\\r\\n\\r\\n2\\r\\n--b--\\r\\n'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from contextlib import aclosing
+from typing import Any
+
+import attrs
+
+from ._inputs import DEFAULT_CHUNK_SIZE, ImageSource
+
+__all__ = ["MultipartBody", "MultipartEncoder", "build_multipart"]
+
+# RFC 2046 bchars, at most 70 of them, not ending in a space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_QUOTED = str.maketrans({"\\": "\\\\", '"': '\\"', "\r": "%0D", "\n": "%0A"})
+
+
+class MultipartEncoder:
+    """Encodes the pieces of one ``multipart/form-data`` body (sans-I/O).
+
+    A body is the text parts from :meth:`field`, then for each file :meth:`file_header`,
+    the file's bytes and :meth:`file_footer`, and last :meth:`close`.
+
+    Args:
+        boundary: The part delimiter; random unless given (tests pin it).
+
+    Example:
+        >>> enc = MultipartEncoder(boundary="xyz")
+        >>> for line in enc.file_header("image", "cat.png", "image/png").split(b"\\r\\n"):
+        ...     print(line.decode())
+        --xyz
+        Content-Disposition: form-data; name="image"; filename="cat.png"
+        Content-Type: image/png
+        <BLANKLINE>
+        <BLANKLINE>
+    """
+
+    def __init__(self, *, boundary: str | None = None) -> None:
+        if boundary is None:
+            boundary = secrets.token_hex(16)
+        elif not _BOUNDARY.fullmatch(boundary):
+            raise ValueError(f"{boundary!r} is not a valid multipart boundary")
+        self.boundary = boundary
+        self._delimiter = f"--{boundary}".encode("ascii")
+
+    @property
+    def content_type(self) -> str:
+        """The body's ``Content-Type`` header value, boundary included."""
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def field(self, name: str, value: str | int | bool | float) -> bytes:
+        """A whole text part: no ``Content-Type``; ints in decimal, bools ``true``/``false``.
+
+        Raises:
+            ValueError: The value is a NaN or an infinity, or contains the boundary.
+            TypeError: The value is not a str, int, bool or float.
+        """
+        text = _field_text(name, value).encode("utf-8")
+        if self._delimiter in text:
+            raise ValueError(f"the value of {name!r} contains the multipart boundary")
+        return self._part_head(name) + b"\r\n" + text + b"\r\n"
+
+    def file_header(self, name: str, filename: str, content_type: str) -> bytes:
+        """A file part's delimiter line and headers, up to and including the blank line."""
+        if "\r" in content_type or "\n" in content_type:
+            raise ValueError(f"{content_type!r} is not a valid content type")
+        return self._part_head(
+            name, filename=filename
+        ) + f"Content-Type: {content_type}\r\n\r\n".encode("ascii")
+
+    def file_footer(self) -> bytes:
+        """What ends a file part's content: the line break before the next delimiter."""
+        return b"\r\n"
+
+    def close(self) -> bytes:
+        """The closing delimiter that ends the body."""
+        return self._delimiter + b"--\r\n"
+
+    def content_length(
+        self, *, fields: Sequence[bytes], files: Sequence[tuple[bytes, int | None]]
+    ) -> int | None:
+        """The whole body's length, or ``None`` when some file's size is unknown.
+
+        Args:
+            fields: The encoded text parts (from :meth:`field`).
+            files: Each file part's encoded header (from :meth:`file_header`) and its
+                content's size.
+
+        Example:
+            >>> enc = MultipartEncoder(boundary="b")
+            >>> enc.content_length(fields=[enc.field("n", 1)], files=[])
+            59
+        """
+        total = sum(len(part) for part in fields) + len(self.close())
+        for header, size in files:
+            if size is None:
+                return None
+            total += len(header) + size + len(self.file_footer())
+        return total
+
+    def _part_head(self, name: str, *, filename: str | None = None) -> bytes:
+        disposition = f'form-data; name="{_quote(name)}"'
+        if filename is not None:
+            disposition += f'; filename="{_quote(filename)}"'
+        return self._delimiter + f"\r\nContent-Disposition: {disposition}\r\n".encode()
+
+
+def _quote(text: str) -> str:
+    # As browsers do: UTF-8 inside the quotes, and line breaks percent-encoded so that a
+    # name can never end the header; quotes and backslashes escaped as RFC 9110 quoted-pairs.
+    return text.translate(_QUOTED)
+
+
+def _field_text(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} cannot be {value}")
+        return repr(value)
+    raise TypeError(
+        f"{name} must be a str, int, bool or float in a multipart body, not {type(value).__name__}"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class MultipartBody:
+    """A ``multipart/form-data`` body whose files are read only while it is sent.
+
+    Attributes:
+        content_type: The ``Content-Type`` header value, boundary included.
+        content_length: The body's length in bytes, or ``None`` when a file's size is
+            unknown (then it goes with chunked transfer encoding).
+        replayable: Whether :meth:`stream` can run again (for a retry).
+    """
+
+    content_type: str
+    content_length: int | None
+    replayable: bool
+    # Encoded text (delimiters, headers, text parts) and, between them, file sources.
+    _parts: tuple[bytes | ImageSource, ...] = attrs.field(alias="parts", repr=False)
+
+    async def stream(self, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncGenerator[bytes, None]:
+        """Yield the whole body, no chunk longer than ``chunk_size``.
+
+        Consecutive text pieces go out together, so a small field does not cost a write.
+
+        Raises:
+            RuntimeError: The body holds a one-shot stream that was already sent.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+        pending: list[bytes] = []
+        for part in self._parts:
+            if isinstance(part, bytes):
+                pending.append(part)
+                continue
+            for piece in _slices(b"".join(pending), chunk_size):
+                yield piece
+            pending.clear()
+            async with aclosing(part.chunks(chunk_size=chunk_size)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        for piece in _slices(b"".join(pending), chunk_size):
+            yield piece
+
+
+def _slices(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[start : start + size] for start in range(0, len(data), size))
+
+
+def build_multipart(
+    *,
+    fields: Mapping[str, Any],
+    files: Sequence[tuple[str, ImageSource]],
+    boundary: str | None = None,
+) -> MultipartBody:
+    """Lay out a request's text fields and files as a streaming multipart body.
+
+    Args:
+        fields: The request's wire fields (``request_fields(request)``); ``None`` values
+            are left out.
+        files: ``(part name, source)`` pairs in order: ``image`` for a single input,
+            ``image[]`` for each of a list, ``mask``.
+        boundary: A fixed boundary (for tests); random otherwise.
+
+    Example:
+        >>> body = build_multipart(fields={"prompt": "a cat", "n": 1}, files=[], boundary="b")
+        >>> (body.content_type, body.content_length, body.replayable)
+        ('multipart/form-data; boundary=b', 120, True)
+    """
+    encoder = MultipartEncoder(boundary=boundary)
+    text_parts = [encoder.field(name, value) for name, value in fields.items() if value is not None]
+    parts: list[bytes | ImageSource] = list(text_parts)
+    file_parts: list[tuple[bytes, int | None]] = []
+    for name, source in files:
+        content_type = source.info.content_type
+        if content_type is None:
+            raise ValueError(f"{source.info.filename!r} has no content type")
+        header = encoder.file_header(name, source.info.filename, content_type)
+        file_parts.append((header, source.info.size))
+        parts += [header, source, encoder.file_footer()]
+    parts.append(encoder.close())
+    return MultipartBody(
+        content_type=encoder.content_type,
+        content_length=encoder.content_length(fields=text_parts, files=file_parts),
+        replayable=all(source.replayable for _, source in files),
+        parts=tuple(parts),
+    )
