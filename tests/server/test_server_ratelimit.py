@@ -1,0 +1,162 @@
+"""Rate limits: the token buckets, their headers, and the server's 429s."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openai_images.testing import LocalImagesServer
+from openai_images.testing._ratelimit import (
+    UNLIMITED_REQUESTS_PER_MINUTE,
+    RateLimiter,
+    TokenBucket,
+    format_duration,
+)
+
+from ._support import assert_error
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (-1, "0s"),
+        (0.0001, "1ms"),
+        (0.02, "20ms"),
+        (0.999, "999ms"),
+        (1, "1s"),
+        (8.64, "8.64s"),
+        (59.9999, "1m0s"),
+        (360, "6m0s"),
+        (3725.5, "1h2m5.5s"),
+    ],
+)
+def test_durations_read_like_the_api_headers(seconds: float, text: str) -> None:
+    """Durations use the API's units and round up to the millisecond."""
+    assert format_duration(seconds) == text
+
+
+@given(st.floats(min_value=0.001, max_value=100_000))
+def test_durations_never_promise_less_than_the_wait(seconds: float) -> None:
+    """Reading a formatted duration back gives at least the original wait."""
+    text = format_duration(seconds)
+    total = 0.0
+    rest = text
+    for unit, scale in (("h", 3600.0), ("m", 60.0)):
+        if unit in rest and not rest.endswith("ms"):
+            head, rest = rest.split(unit, 1)
+            total += float(head) * scale
+    total += float(rest[:-2]) / 1000 if rest.endswith("ms") else float(rest[:-1])
+    assert total >= seconds - 1e-9
+
+
+def test_a_bucket_refills_continuously_up_to_its_capacity() -> None:
+    """Tokens come back at the refill rate and never beyond the capacity."""
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=3, per_second=0.5, clock=clock)
+    assert [bucket.take(1) for _ in range(4)] == [True, True, True, False]
+    assert bucket.wait_time(1) == 2.0
+    clock.now += 1
+    assert bucket.level == 0.5
+    clock.now += 100
+    assert bucket.level == 3
+    assert bucket.time_to_full() == 0
+
+
+def test_a_limiter_refuses_when_empty_and_reports_the_wait() -> None:
+    """Over the limit, admit says which limit and how long until a retry succeeds."""
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=2, clock=clock)
+    assert limiter.admit().allowed
+    assert limiter.headers()["x-ratelimit-remaining-requests"] == "1"
+    assert limiter.admit().allowed
+    refused = limiter.admit()
+    assert (refused.allowed, refused.limit, refused.retry_after) == (False, "requests", 30.0)
+    assert limiter.headers()["x-ratelimit-reset-requests"] == "1m0s"
+    clock.now += 30
+    assert limiter.admit().allowed
+
+
+def test_a_token_limit_refuses_after_a_costly_answer() -> None:
+    """Tokens are charged after the fact; below one token, requests wait for the refill."""
+    clock = FakeClock()
+    limiter = RateLimiter(tokens_per_minute=600, clock=clock)
+    assert limiter.admit().allowed
+    limiter.charge_tokens(900)
+    refused = limiter.admit()
+    assert (refused.allowed, refused.limit) == (False, "tokens")
+    assert refused.retry_after == pytest.approx(30.1)
+    assert limiter.headers()["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_without_limits_nothing_is_refused_and_headers_stay_truthful() -> None:
+    """The unlimited limiter admits everything while still counting."""
+    limiter = RateLimiter(clock=FakeClock())
+    assert all(limiter.admit().allowed for _ in range(100))
+    headers = limiter.headers()
+    assert headers["x-ratelimit-limit-requests"] == str(UNLIMITED_REQUESTS_PER_MINUTE)
+    assert headers["x-ratelimit-remaining-requests"] == str(UNLIMITED_REQUESTS_PER_MINUTE - 100)
+
+
+def test_limits_must_be_positive() -> None:
+    """A zero limit is a mistake, not "no limit"."""
+    with pytest.raises(ValueError, match="requests_per_minute"):
+        RateLimiter(requests_per_minute=0)
+
+
+@pytest.mark.anyio
+async def test_the_server_answers_429_with_retry_hints(http: aiohttp.ClientSession) -> None:
+    """Over the limit: 429 rate_limit_exceeded with retry-after(-ms); after the wait, served."""
+    clock = FakeClock()
+    async with LocalImagesServer(requests_per_minute=2, clock=clock) as server:
+        url = f"{server.base_url}/images/generations"
+        remaining = []
+        for _ in range(2):
+            # A refused request (no prompt) still takes a slot, and renders nothing.
+            async with http.post(url, json={}) as response:
+                assert response.status == 400
+                remaining.append(response.headers["x-ratelimit-remaining-requests"])
+                assert response.headers["x-ratelimit-limit-requests"] == "2"
+        assert remaining == ["1", "0"]
+        async with http.post(url, json={}) as response:
+            assert response.status == 429
+            body = await response.json()
+            assert response.headers["retry-after"] == "30"
+            assert response.headers["retry-after-ms"] == "30000"
+            assert response.headers["x-ratelimit-reset-requests"] == "1m0s"
+        assert_error(body, param=None, code="rate_limit_exceeded")
+        assert body["error"]["type"] == "requests"
+        clock.now += 30
+        async with http.post(url, json={}) as response:
+            assert response.status == 400
+        assert [r.status for r in server.requests] == [400, 400, 429, 400]
+
+
+@pytest.mark.anyio
+async def test_the_server_charges_tokens_from_usage(http: aiohttp.ClientSession) -> None:
+    """A token limit below one answer's usage refuses the next request."""
+    clock = FakeClock()
+    async with LocalImagesServer(tokens_per_minute=100, clock=clock) as server:
+        url = f"{server.base_url}/images/generations"
+        body = {"prompt": "fox", "model": "gpt-image-1", "quality": "low"}
+        async with http.post(url, json=body) as response:
+            assert response.status == 200
+            usage = (await response.json())["usage"]
+            assert response.headers["x-ratelimit-remaining-tokens"] == "0"
+        async with http.post(url, json=body) as response:
+            assert response.status == 429
+            assert (await response.json())["error"]["type"] == "tokens"
+            wait = (usage["total_tokens"] - 100 + 1) * 60 / 100
+            assert int(response.headers["retry-after-ms"]) == pytest.approx(wait * 1000, abs=1)
