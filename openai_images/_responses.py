@@ -48,6 +48,11 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
     return target
 
 
+def _b64_repr(value: str | None) -> str:
+    # Megabytes of base64 would drown a repr; a url result has none at all.
+    return "None" if value is None else f"<{len(value)} chars>"
+
+
 class _HasImageData:
     """``content()`` and ``save()`` for anything that carries ``b64_json``."""
 
@@ -85,7 +90,7 @@ class Image(_HasImageData):
         b'hi'
     """
 
-    b64_json: str | None = attrs.field(default=None, repr=lambda v: f"<{len(v)} chars>")
+    b64_json: str | None = attrs.field(default=None, repr=_b64_repr)
     url: str | None = None
     revised_prompt: str | None = None
 
@@ -143,7 +148,7 @@ class ImagesResponse:
 @attrs.frozen(kw_only=True)
 class _StreamEventBase(_HasImageData):
     type: str
-    b64_json: str | None = attrs.field(default=None, repr=lambda v: f"<{len(v)} chars>")
+    b64_json: str | None = attrs.field(default=None, repr=_b64_repr)
     created_at: int | None = None
     size: str | None = None
     quality: str | None = None
@@ -184,7 +189,10 @@ class ImageEditCompletedEvent(_StreamEventBase):
 
 
 ImageGenStreamEvent: TypeAlias = ImageGenPartialImageEvent | ImageGenCompletedEvent
+"""An event of a streamed generation: a partial image or the completed one."""
+
 ImageEditStreamEvent: TypeAlias = ImageEditPartialImageEvent | ImageEditCompletedEvent
+"""An event of a streamed edit: a partial image or the completed one."""
 
 EVENT_CLASSES: dict[str, type[_StreamEventBase]] = {
     "image_generation.partial_image": ImageGenPartialImageEvent,

@@ -87,6 +87,12 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.script: deque[Reply] = deque()
+        self.gate: anyio.Event | None = None
+        """When set to an unset event, requests wait for it before their body is read."""
+        self.held = 0
+        """How many requests have waited at the gate."""
+        self.unfinished = 0
+        """How many requests went away before their body arrived whole."""
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -94,7 +100,15 @@ class Recorder:
         self.script.extend(replies)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+        if self.gate is not None:
+            # Not reading fills the socket buffers, so the client's upload blocks mid-body.
+            self.held += 1
+            await self.gate.wait()
+        try:
+            body = await request.read()
+        except ConnectionError:
+            self.unfinished += 1
+            return web.Response(status=400)
         self.requests.append(
             Recorded(
                 method=request.method,
