@@ -31,15 +31,28 @@ __all__ = [
 ]
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any threads.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
-    A crash part-way leaves either the old file or none, never half an image.
+    A crash part-way leaves either the old file or none, never half an image. The file
+    gets the permissions a plain ``open(path, "wb")`` would give it.
     """
     target = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as tmp:
+            # mkstemp makes owner-only files; a saved image should not be.
+            os.fchmod(tmp.fileno(), _FILE_MODE)
             tmp.write(data)
         os.replace(tmp_name, target)
     except BaseException:
