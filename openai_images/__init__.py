@@ -6,6 +6,16 @@ Example:
     ...     result = await client.generate(prompt="a red fox", model="gpt-image-1")
 """
 
+from ._batch import (
+    AsyncBatchIterator,
+    BatchIterator,
+    BatchProgress,
+    BatchReport,
+    BatchResult,
+    BatchSummary,
+    ProgressBar,
+    progress_bar,
+)
 from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
 from ._config import Timeout
 from ._errors import (
@@ -51,10 +61,16 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncBatchIterator",
     "AsyncImageStream",
     "AsyncImagesClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchIterator",
+    "BatchProgress",
+    "BatchReport",
+    "BatchResult",
+    "BatchSummary",
     "ConflictError",
     "EditRequest",
     "ExchangeObserver",
@@ -78,6 +94,7 @@ __all__ = [
     "OpenAIImagesError",
     "OutputTokensDetails",
     "PermissionDeniedError",
+    "ProgressBar",
     "RateLimitError",
     "RequestOptions",
     "RequestValidationError",
@@ -87,4 +104,5 @@ __all__ = [
     "VariationRequest",
     "Violation",
     "__version__",
+    "progress_bar",
 ]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import anyio
@@ -18,6 +19,15 @@ import attrs
 import orjson
 from yarl import URL
 
+from . import _jsonsplit
+from ._batch import (
+    AsyncBatchIterator,
+    BatchReport,
+    BatchSettings,
+    KeyFunction,
+    ProgressCallback,
+    collect,
+)
 from ._config import Settings, Timeout
 from ._converter import request_fields, structure_response
 from ._errors import (
@@ -26,6 +36,8 @@ from ._errors import (
     APIResponseValidationError,
     APIStatusError,
     MissingAPIKeyError,
+    RequestValidationError,
+    Violation,
 )
 from ._inputs import ImageSource, resolve_image, resolve_images
 from ._multipart import build_multipart
@@ -48,7 +60,7 @@ from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, Images
 from ._retry import RetryPolicy, retry_delay, should_retry
 from ._rules import ensure_valid
 from ._streaming import AsyncImageStream, error_from_payload
-from ._transport import Body, Exchange, StreamingExchange, Transport
+from ._transport import Body, Exchange, ResponseTooLargeError, StreamingExchange, Transport
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -529,6 +541,101 @@ class AsyncImagesClient:
         )
         return exchange.body
 
+    # -- batches -------------------------------------------------------------------------
+
+    def map(
+        self,
+        requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest],
+        *,
+        concurrency: int = 16,
+        ordered: bool = False,
+        requests_per_minute: float | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        key: KeyFunction | None = None,
+        on_progress: ProgressCallback | None = None,
+        fail_fast: bool = False,
+        options: RequestOptions | None = None,
+    ) -> AsyncBatchIterator:
+        """Send many requests, ``concurrency`` at a time, and yield each result as it ends.
+
+        ``requests`` is pulled lazily, only when there is room, so it may be a generator of
+        any length. Every attempt waits on one rate limiter shared by the batch: it caps
+        ``requests_per_minute``, paces by the server's rate-limit headers and slows the
+        whole batch on a 429. A failed item is a result with an ``error``; the rest go on.
+
+        Args:
+            requests: Generate, edit or variation requests, an iterable or async iterable.
+                A plain iterable is advanced on the event loop, so keep it quick (give
+                images as paths: the files are read later, in worker threads).
+            concurrency: Requests in flight at once.
+            ordered: Yield in input order (holding at most ``2 * concurrency`` results).
+            requests_per_minute: A cap on attempts per minute, retries included.
+            output_dir: Write each result's images here as they arrive, atomically:
+                ``{key}.{ext}``, or ``{key}-{i}.{ext}`` for several (``url`` results are
+                downloaded), then a marker ``.{key}.done`` listing them.
+            resume: Skip (yield as ``skipped``) the items whose marker and files exist.
+            key: ``key(request, index)`` names the files; the index as ``000042`` if unset.
+            on_progress: Called with a :class:`BatchProgress` after each item.
+            fail_fast: End after the first failed result (the rest is cancelled).
+            options: Per-request settings (timeout, retries, extra headers...).
+
+        Example:
+            >>> requests = (GenerateRequest(prompt=p, model="gpt-image-1") for p in prompts)
+            >>> async with client.map(requests, output_dir="out") as results:  # doctest: +SKIP
+            ...     async for result in results:
+            ...         print(result.index, result.paths if result.ok else result.error)
+        """
+        settings = BatchSettings(
+            concurrency=concurrency,
+            ordered=ordered,
+            requests_per_minute=requests_per_minute,
+            output_dir=output_dir,
+            resume=resume,
+            key=key,
+            on_progress=on_progress,
+            fail_fast=fail_fast,
+        )
+        return AsyncBatchIterator(self, requests, settings=settings, options=options or _NO_OPTIONS)
+
+    async def run_batch(
+        self,
+        requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest],
+        *,
+        concurrency: int = 16,
+        ordered: bool = False,
+        requests_per_minute: float | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        key: KeyFunction | None = None,
+        on_progress: ProgressCallback | None = None,
+        fail_fast: bool = False,
+        options: RequestOptions | None = None,
+        keep_results: bool = True,
+    ) -> BatchReport:
+        """Run :meth:`map` to its end and return every result (in input order) and a summary.
+
+        With ``keep_results=False`` only the summary is kept, so memory stays flat.
+
+        Example:
+            >>> report = await client.run_batch(requests, output_dir="out")  # doctest: +SKIP
+            >>> report.summary.failed                                       # doctest: +SKIP
+            0
+        """
+        batch = self.map(
+            requests,
+            concurrency=concurrency,
+            ordered=ordered,
+            requests_per_minute=requests_per_minute,
+            output_dir=output_dir,
+            resume=resume,
+            key=key,
+            on_progress=on_progress,
+            fail_fast=fail_fast,
+            options=options,
+        )
+        return await collect(batch, keep_results=keep_results)
+
     # -- the road of a request -----------------------------------------------------------
 
     async def _execute(
@@ -587,6 +694,10 @@ class AsyncImagesClient:
         fields = request_fields(request)
         if options.extra_body:
             fields.update(options.extra_body)
+        # Whether checked or not, text that cannot be encoded cannot be sent.
+        unencodable = _unencodable_text(fields)
+        if unencodable:
+            raise RequestValidationError(unencodable)
         if isinstance(request, GenerateRequest) or (
             isinstance(request, EditRequest) and request.is_json
         ):
@@ -707,7 +818,8 @@ class AsyncImagesClient:
                     status=status, headers=response_headers, error_code=_error_code(error)
                 )
             except APIConnectionError as exc:
-                error, retry = exc, True
+                # An answer over our own size limit would only come back as large.
+                error, retry = exc, not isinstance(exc, ResponseTooLargeError)
             if observer is not None:
                 observer.after_attempt(status=status, headers=response_headers)
             if not retry or attempt >= max_retries:
@@ -719,6 +831,31 @@ class AsyncImagesClient:
             )
             await anyio.sleep(delay)
             attempt += 1
+
+
+def _unencodable_text(value: Any, param: str = "") -> list[Violation]:
+    """The fields holding lone surrogates: not Unicode, so neither JSON nor UTF-8 can carry
+    them (a path's undecodable bytes become such surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end]
+            return [Violation(param=param, message=f"{param} holds {bad!r}, not valid Unicode")]
+        return []
+    if isinstance(value, Mapping):
+        return [
+            found
+            for key, item in value.items()
+            for found in _unencodable_text(item, f"{param}.{key}" if param else str(key))
+        ]
+    if isinstance(value, (list, tuple)):
+        return [
+            found
+            for index, item in enumerate(value)
+            for found in _unencodable_text(item, f"{param}[{index}]")
+        ]
+    return []
 
 
 def _error_code(error: APIError) -> str | None:
@@ -742,7 +879,7 @@ def _status_error(exchange: Exchange) -> APIStatusError:
 def _parse_response(exchange: Exchange) -> ImagesResponse:
     request_id = exchange.headers.get("x-request-id")
     try:
-        data = orjson.loads(exchange.body)
+        data = _jsonsplit.loads(exchange.body)
     except orjson.JSONDecodeError as exc:
         raise APIResponseValidationError(
             f"The response body is not valid JSON: {exc}",

@@ -35,8 +35,13 @@ from ._sniff import HEAD_BYTES, ImageInfo, sniff
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "ImageSource", "resolve_image", "resolve_images"]
 
-DEFAULT_CHUNK_SIZE = 256 * 1024
-"""How many bytes a source reads at a time unless told otherwise."""
+DEFAULT_CHUNK_SIZE = 512 * 1024
+"""How many bytes a source reads at a time unless told otherwise.
+
+Each chunk costs a hop to a worker thread and back, so bigger chunks upload with less CPU
+(about 10% less here than at 256 KiB); but each worker thread's allocator keeps a few
+freed chunks, and at 1 MiB ten uploads in a row already held 9 MiB.
+"""
 
 # Opening and sniffing is mostly waiting on the disk; a few at a time is plenty.
 _RESOLVE_CONCURRENCY = 8
@@ -344,17 +349,25 @@ class _PathContent:
     replayable: ClassVar[bool] = True
 
     async def chunks(self, chunk_size: int) -> AsyncGenerator[bytes, None]:
-        file = await anyio.to_thread.run_sync(open, self.path, "rb")
+        # A cancellation that lands while the worker thread is opening the file discards
+        # run_sync's result once the thread is done, so the thread leaves the file here.
+        opened: list[IO[bytes]] = []
+
+        def open_file() -> None:
+            opened.append(open(self.path, "rb"))  # noqa: SIM115  # closed in finally below
+
         try:
+            await anyio.to_thread.run_sync(open_file)
             async with aclosing(
-                _read_sized(file.read, self.size, chunk_size, repr(self.path))
+                _read_sized(opened[0].read, self.size, chunk_size, repr(self.path))
             ) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
             # Closing a file opened for reading does not block, and it must happen even
             # when the generator is cancelled, where awaiting a worker thread is not possible.
-            file.close()
+            for file in opened:
+                file.close()
 
 
 @attrs.frozen

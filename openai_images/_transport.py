@@ -19,9 +19,9 @@ import aiohttp
 import attrs
 
 from ._config import Timeout, user_agent
-from ._errors import APIConnectionError, APITimeoutError
+from ._errors import APIConnectionError, APITimeoutError, OpenAIImagesError
 
-__all__ = ["Body", "Exchange", "StreamingExchange", "Transport"]
+__all__ = ["Body", "Exchange", "ResponseTooLargeError", "StreamingExchange", "Transport"]
 
 # A body is sent as is (bytes) or produced chunk by chunk, with its length if known.
 StreamFactory = Callable[[], AsyncIterator[bytes]]
@@ -63,20 +63,37 @@ def _raise_mapped(exc: BaseException, *, what: str) -> NoReturn:
 _MAPPED = (aiohttp.ClientError, OSError, asyncio.TimeoutError, TimeoutError)
 
 
-class StreamingExchange:
-    """An HTTP exchange whose body is read as it arrives; close it when done."""
+class ResponseTooLargeError(APIConnectionError):
+    """A response over the client's ``max_response_bytes``; another try would fetch the same."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+
+class StreamingExchange:
+    """An HTTP exchange whose body is read as it arrives; close it when done.
+
+    A body (decompressed) longer than ``limit`` fails, so an endless stream, or an endless
+    line in one, cannot fill memory.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, *, limit: int) -> None:
         self._response = response
+        self._limit = limit
+        self._received = 0
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
     async def read_chunk(self) -> bytes:
         """The next bytes of the body as they arrive; ``b""`` at its end."""
         try:
-            return await self._response.content.readany()
+            chunk = await self._response.content.readany()
         except _MAPPED as exc:
             _raise_mapped(exc, what="while reading the response")
+        self._received += len(chunk)
+        if self._received > self._limit:
+            self._response.close()
+            raise ResponseTooLargeError(
+                f"The response is larger than the limit of {self._limit} bytes"
+            )
+        return chunk
 
     async def read(self, *, limit: int) -> bytes:
         """The whole body (for an error answer), at most ``limit`` bytes."""
@@ -102,19 +119,21 @@ async def _read_limited(response: aiohttp.ClientResponse, *, limit: int) -> byte
     length = response.content_length
     if length is not None and length > limit:
         response.close()
-        raise APIConnectionError(
+        raise ResponseTooLargeError(
             f"The response announces {length} bytes, more than the limit of {limit}"
         )
     try:
-        if length is not None:
-            return await response.read()
+        # Counted as it arrives even when announced: a compressed body's length says
+        # nothing of what it inflates to.
         pieces: list[bytes] = []
         total = 0
         async for piece in response.content.iter_any():
             total += len(piece)
             if total > limit:
                 response.close()
-                raise APIConnectionError(f"The response is larger than the limit of {limit} bytes")
+                raise ResponseTooLargeError(
+                    f"The response is larger than the limit of {limit} bytes"
+                )
             pieces.append(piece)
         return b"".join(pieces)
     except _MAPPED as exc:
@@ -206,6 +225,9 @@ class Transport:
                 allow_redirects=allow_redirects,
             )
         except _MAPPED as exc:
+            own = _own_error(exc)
+            if own is not None:
+                raise own from own.__cause__
             _raise_mapped(exc, what=f"sending {method} {_without_query(url)}")
         finally:
             # An upload cut short must close its files now, not when collected. While
@@ -250,7 +272,7 @@ class Transport:
             method, url, headers=headers, params=params, body=body, timeout=timeout,
             allow_redirects=False,
         )
-        return StreamingExchange(response)
+        return StreamingExchange(response, limit=self.max_response_bytes)
 
     async def aclose(self) -> None:
         """Close every connection. Safe to call twice."""
@@ -268,6 +290,16 @@ class Transport:
                     ResourceWarning,
                     stacklevel=3,
                 )
+
+
+def _own_error(exc: BaseException) -> OpenAIImagesError | None:
+    """Our own error that the request body raised (a file gone), found under aiohttp's."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, OpenAIImagesError):
+            return cause
+        cause = cause.__cause__
+    return None
 
 
 def _without_query(url: str) -> str:

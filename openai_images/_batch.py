@@ -1,0 +1,816 @@
+"""The batch engine behind ``client.map`` and ``client.run_batch``.
+
+Many requests go through one client, a bounded number at a time::
+
+    requests (an iterable or async iterable, pulled only when there is room)
+      -> producer -> ``concurrency`` workers: client._execute() with the shared limiter,
+                                            then the images written to disk (in threads)
+      -> results stream -> the caller's ``async for`` (put back in input order if asked)
+
+A window bounds what the batch holds: a request is pulled only while fewer than
+``concurrency`` (``2 * concurrency`` when ordered) results are pulled but not yet handed
+over. So a generator of a million edits is never materialized, at most ``concurrency``
+uploads are open, and memory stays flat however long the batch; in order, a slow head of
+the line stops new pulls instead of piling up results behind it.
+
+The engine's tasks run in a task group the iterator enters (``async with``, or the first
+``__anext__``) and leaves when it ends or is closed, which cancels whatever is in flight:
+connections are dropped and upload files closed by the client's own cancellation paths.
+One item's failure is that item's :class:`BatchResult`; a programming error (a request of
+the wrong type, a bad ``key``, a failing iterable, a full disk) ends the batch with that
+exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import attrs
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._errors import (
+    APIResponseValidationError,
+    OpenAIImagesError,
+    RequestValidationError,
+    Violation,
+)
+from ._ratelimit import BatchLimiter, ItemAttempts
+from ._requests import EditRequest, GenerateRequest, ImageRequest, VariationRequest
+from ._responses import Image, ImagesResponse, write_atomically
+from ._sniff import HEAD_BYTES, sniff
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+    from ._client import AsyncImagesClient, RequestOptions
+
+__all__ = [
+    "AsyncBatchIterator",
+    "BatchIterator",
+    "BatchProgress",
+    "BatchReport",
+    "BatchResult",
+    "BatchSettings",
+    "BatchSummary",
+    "ProgressBar",
+    "collect",
+    "progress_bar",
+]
+
+T = TypeVar("T")
+
+KeyFunction = Callable[[ImageRequest, int], str]
+"""Names an item's output files: ``key(request, index)``."""
+
+ProgressCallback = Callable[["BatchProgress"], object]
+"""Called with a :class:`BatchProgress` after each item."""
+
+_REQUEST_TYPES = (GenerateRequest, EditRequest, VariationRequest)
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
+_SNIFFED_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+_DONE = object()
+
+
+@attrs.frozen(kw_only=True)
+class BatchResult:
+    """The outcome of one request of a batch.
+
+    Attributes:
+        index: The request's position in the input, from 0.
+        request: The request itself.
+        response: The API's answer, or ``None`` if it failed or was skipped.
+        error: Why it failed (after the client's retries), or ``None``.
+        retries: Attempts after the first.
+        paths: The files written for it (with ``output_dir``), or found complete (resumed).
+        skipped: Its outputs were already complete (``resume=True``); nothing was sent.
+    """
+
+    index: int
+    request: ImageRequest = attrs.field(repr=False)
+    response: ImagesResponse | None = attrs.field(default=None, repr=False)
+    error: OpenAIImagesError | None = None
+    retries: int = 0
+    paths: tuple[Path, ...] = ()
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether it did not fail (a skipped item is ok)."""
+        return self.error is None
+
+
+@attrs.frozen(kw_only=True)
+class BatchProgress:
+    """Where a batch stands, passed to ``on_progress`` after each item.
+
+    Attributes:
+        done: Items handed over so far (ok, failed and skipped).
+        ok: Items that succeeded.
+        failed: Items that failed.
+        skipped: Items resumed from complete outputs.
+        in_flight: Items being worked on now.
+        retries: Retries so far, all items together.
+        elapsed: Seconds since the batch started.
+        rate: Items sent and finished per second (skipped ones are not counted).
+    """
+
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    in_flight: int = 0
+    retries: int = 0
+    elapsed: float = 0.0
+    rate: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class BatchSummary:
+    """What a batch did, in numbers.
+
+    Attributes:
+        ok: Items that succeeded.
+        failed: Items that failed.
+        skipped: Items resumed from complete outputs.
+        retries: Retries, all items together.
+        wall_time: Seconds from start to end.
+        requests_per_second: Items sent and finished per second of wall time.
+        input_tokens: The sum of ``usage.input_tokens`` (GPT image models report usage).
+        output_tokens: The sum of ``usage.output_tokens``.
+        total_tokens: The sum of ``usage.total_tokens``.
+        rate_limited: 429 answers seen, retried ones included.
+    """
+
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retries: int = 0
+    wall_time: float = 0.0
+    requests_per_second: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    rate_limited: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class BatchReport:
+    """What :meth:`~openai_images.AsyncImagesClient.run_batch` returns.
+
+    Attributes:
+        results: Every result in input order (empty with ``keep_results=False``).
+        summary: The counts.
+    """
+
+    results: list[BatchResult]
+    summary: BatchSummary
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an int of at least 1, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class BatchSettings:
+    """The options of one batch; see :meth:`~openai_images.AsyncImagesClient.map`."""
+
+    concurrency: int = attrs.field(default=16, validator=_positive_int)
+    ordered: bool = False
+    requests_per_minute: float | None = None
+    output_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    resume: bool = False
+    key: KeyFunction | None = None
+    on_progress: ProgressCallback | None = None
+    fail_fast: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.resume and self.output_dir is None:
+            raise ValueError("resume=True needs an output_dir to find finished outputs in")
+        rpm = self.requests_per_minute
+        if rpm is not None and not (rpm > 0 and math.isfinite(rpm)):
+            raise ValueError(f"requests_per_minute must be a number above 0, not {rpm!r}")
+
+    @property
+    def window(self) -> int:
+        """How many requests may be pulled and not yet handed over."""
+        return self.concurrency * (2 if self.ordered else 1)
+
+
+@attrs.define
+class _Tally:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retries: int = 0
+    in_flight: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed + self.skipped
+
+    def count(self, result: BatchResult) -> None:
+        self.retries += result.retries
+        if result.skipped:
+            self.skipped += 1
+        elif result.error is not None:
+            self.failed += 1
+        else:
+            self.ok += 1
+        usage = result.response.usage if result.response is not None else None
+        if usage is not None:
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+            self.total_tokens += usage.total_tokens
+
+
+class _Requests:
+    """Pulls requests one at a time from an iterable or an async iterable."""
+
+    def __init__(self, requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest]) -> None:
+        self._async: AsyncIterator[ImageRequest] | None = None
+        self._sync: Iterator[ImageRequest] | None = None
+        if isinstance(requests, AsyncIterable):
+            self._async = aiter(requests)
+        else:
+            self._sync = iter(requests)
+
+    async def next(self) -> object:
+        """The next request, or ``_DONE``."""
+        if self._async is not None:
+            try:
+                return await anext(self._async)
+            except StopAsyncIteration:
+                return _DONE
+        assert self._sync is not None
+        return next(self._sync, _DONE)
+
+    async def aclose(self) -> None:
+        """Close a generator left part-way, so its ``finally`` blocks run now."""
+        closer = getattr(self._async, "aclose", None)
+        if closer is not None:
+            with anyio.CancelScope(shield=True):
+                await closer()
+        close = getattr(self._sync, "close", None)
+        if close is not None:
+            close()
+
+
+class AsyncBatchIterator:
+    """The results of :meth:`~openai_images.AsyncImagesClient.map`, as they finish.
+
+    Use it with ``async with``: leaving the block (a ``break``, an exception, a cancel)
+    stops the batch at once and closes every connection and file. A bare ``async for``
+    works too when it runs to the end; to stop one early, call :meth:`aclose`.
+
+    With ``fail_fast=True`` the first failed result is handed over and then the iteration
+    ends, the rest cancelled (no exception: the failure is in the result).
+
+    Example:
+        >>> async with client.map(requests, concurrency=8) as results:  # doctest: +SKIP
+        ...     async for result in results:
+        ...         print(result.index, result.ok)
+        >>> results.summary()                                           # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: AsyncImagesClient,
+        requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest],
+        *,
+        settings: BatchSettings,
+        options: RequestOptions,
+    ) -> None:
+        self._client = client
+        self._requests = requests
+        self._settings = settings
+        self._options = options
+        self._state = "new"  # -> running -> finished (iteration over) -> closed
+        self._managed = False
+        self._group: anyio.abc.TaskGroup | None = None
+        self._work_scope: anyio.CancelScope | None = None
+        self._results: MemoryObjectReceiveStream[BatchResult] | None = None
+        self._results_send: MemoryObjectSendStream[BatchResult] | None = None
+        self._limiter: BatchLimiter | None = None
+        self._window: anyio.Semaphore | None = None
+        self._tally = _Tally()
+        self._pending: dict[int, BatchResult] = {}
+        self._next_index = 0
+        self._halted = False
+        self._failure: Exception | None = None
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+
+    # -- the caller's side ---------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncBatchIterator:
+        if self._state != "new":
+            raise RuntimeError("a batch can be entered once, before iterating it")
+        self._managed = True
+        await self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncBatchIterator:
+        return self
+
+    async def __anext__(self) -> BatchResult:
+        if self._state == "new":
+            await self._start()
+        if self._state != "running":
+            raise StopAsyncIteration
+        try:
+            result = await self._next_result()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            if self._state == "closed":  # closed by another task while this one waited
+                raise StopAsyncIteration from None
+            await self._end()
+            if self._failure is not None:
+                raise self._failure from None
+            raise StopAsyncIteration from None
+        except BaseException:
+            if not self._managed:
+                await self.aclose()
+            raise
+        assert self._window is not None
+        self._window.release()
+        self._tally.count(result)
+        if self._settings.on_progress is not None:
+            self._settings.on_progress(self.progress())
+        if self._settings.fail_fast and result.error is not None:
+            await self._end()
+        return result
+
+    async def aclose(self) -> None:
+        """Stop the batch: cancel what is in flight and wait until it has let go."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        group, self._group = self._group, None
+        try:
+            if group is not None:
+                group.cancel_scope.cancel()
+                await group.__aexit__(None, None, None)
+        finally:
+            self._stop_clock()
+            for stream in (self._results_send, self._results):
+                if stream is not None:
+                    stream.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_group", None) is not None:
+            warnings.warn(
+                "a batch from client.map() was left running: use 'async with' or "
+                "'await results.aclose()'",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    def progress(self) -> BatchProgress:
+        """Where the batch stands now."""
+        tally = self._tally
+        elapsed = self._elapsed()
+        sent = tally.ok + tally.failed
+        return BatchProgress(
+            done=tally.done,
+            ok=tally.ok,
+            failed=tally.failed,
+            skipped=tally.skipped,
+            in_flight=tally.in_flight,
+            retries=tally.retries,
+            elapsed=elapsed,
+            rate=sent / elapsed if elapsed > 0 else 0.0,
+        )
+
+    def summary(self) -> BatchSummary:
+        """The counts of what was handed over so far (all of it, once the batch is over)."""
+        tally = self._tally
+        wall_time = self._elapsed()
+        sent = tally.ok + tally.failed
+        return BatchSummary(
+            ok=tally.ok,
+            failed=tally.failed,
+            skipped=tally.skipped,
+            retries=tally.retries,
+            wall_time=wall_time,
+            requests_per_second=sent / wall_time if wall_time > 0 else 0.0,
+            input_tokens=tally.input_tokens,
+            output_tokens=tally.output_tokens,
+            total_tokens=tally.total_tokens,
+            rate_limited=self._limiter.pacer.rate_limited if self._limiter is not None else 0,
+        )
+
+    def _elapsed(self) -> float:
+        if self._started_at is None:
+            return 0.0
+        end = self._ended_at if self._ended_at is not None else time.monotonic()
+        return end - self._started_at
+
+    def _stop_clock(self) -> None:
+        if self._started_at is not None and self._ended_at is None:
+            self._ended_at = time.monotonic()
+
+    async def _start(self) -> None:
+        settings = self._settings
+        if settings.output_dir is not None:
+            await anyio.to_thread.run_sync(_make_dir, settings.output_dir)
+        self._limiter = BatchLimiter(requests_per_minute=settings.requests_per_minute)
+        self._window = anyio.Semaphore(settings.window)
+        self._results_send, self._results = anyio.create_memory_object_stream[BatchResult](
+            settings.window
+        )
+        self._started_at = time.monotonic()
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        self._state = "running"
+        group.start_soon(self._engine, self._results_send)
+
+    async def _next_result(self) -> BatchResult:
+        assert self._results is not None
+        if not self._settings.ordered:
+            return await self._results.receive()
+        while self._next_index not in self._pending:
+            result = await self._results.receive()
+            self._pending[result.index] = result
+        self._next_index += 1
+        return self._pending.pop(self._next_index - 1)
+
+    async def _end(self) -> None:
+        """The iteration is over: stop the work, and leave the task group if we entered it."""
+        self._state = "finished"
+        self._halted = True
+        self._stop_clock()
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+        if not self._managed:
+            await self.aclose()
+
+    # -- the engine's side ---------------------------------------------------------------
+
+    async def _engine(self, results: MemoryObjectSendStream[BatchResult]) -> None:
+        work_send, work_receive = anyio.create_memory_object_stream[tuple[int, ImageRequest]]()
+        async with results, anyio.create_task_group() as group:
+            self._work_scope = group.cancel_scope
+            with work_receive:
+                for _ in range(self._settings.concurrency):
+                    group.start_soon(self._work, work_receive.clone(), results)
+            group.start_soon(self._produce, work_send)
+        self._stop_clock()
+
+    def _fail(self, error: Exception) -> None:
+        if self._failure is None:
+            self._failure = error
+        self._halted = True
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+
+    async def _produce(self, work: MemoryObjectSendStream[tuple[int, ImageRequest]]) -> None:
+        assert self._window is not None
+        source = _Requests(self._requests)
+        async with work:
+            try:
+                index = 0
+                while True:
+                    await self._window.acquire()
+                    if self._halted:
+                        return
+                    request = await source.next()
+                    if request is _DONE or self._halted:
+                        return
+                    if not isinstance(request, _REQUEST_TYPES):
+                        raise TypeError(
+                            f"a batch takes GenerateRequest, EditRequest or VariationRequest "
+                            f"items, not {type(request).__name__} (at index {index})"
+                        )
+                    await work.send((index, request))
+                    index += 1
+            except Exception as error:
+                self._fail(error)
+            finally:
+                await source.aclose()
+
+    async def _work(
+        self,
+        work: MemoryObjectReceiveStream[tuple[int, ImageRequest]],
+        results: MemoryObjectSendStream[BatchResult],
+    ) -> None:
+        tally = self._tally
+        async with work:
+            async for index, request in work:
+                tally.in_flight += 1
+                try:
+                    result = await self._process(index, request)
+                except Exception as error:
+                    self._fail(error)
+                    return
+                finally:
+                    tally.in_flight -= 1
+                if self._settings.fail_fast and result.error is not None:
+                    self._halted = True
+                await results.send(result)
+
+    async def _process(self, index: int, request: ImageRequest) -> BatchResult:
+        settings = self._settings
+        directory = settings.output_dir
+        key = self._key(request, index) if directory is not None else ""
+        if settings.resume and directory is not None:
+            found = await anyio.to_thread.run_sync(_complete_outputs, directory, key)
+            if found is not None:
+                return BatchResult(index=index, request=request, paths=found, skipped=True)
+        assert self._limiter is not None
+        attempts = ItemAttempts(self._limiter)
+        try:
+            if getattr(request, "stream", None):
+                refusal = Violation(param="stream", message="a batch takes whole responses")
+                raise RequestValidationError([refusal])
+            response = await self._client._execute(request, self._options, observer=attempts)
+            paths = await self._save(directory, key, response) if directory is not None else ()
+        except OpenAIImagesError as error:
+            return BatchResult(index=index, request=request, error=error, retries=attempts.retries)
+        finally:
+            attempts.close()
+        return BatchResult(
+            index=index, request=request, response=response, paths=paths, retries=attempts.retries
+        )
+
+    def _key(self, request: ImageRequest, index: int) -> str:
+        make = self._settings.key
+        key = make(request, index) if make is not None else f"{index:06d}"
+        if (
+            not isinstance(key, str)
+            or key in ("", ".", "..")
+            or "/" in key
+            or "\\" in key
+            or "\0" in key
+        ):
+            raise ValueError(f"the key of request {index} is {key!r}, not a plain file name")
+        return key
+
+    async def _save(self, directory: Path, key: str, response: ImagesResponse) -> tuple[Path, ...]:
+        payloads: list[bytes | Image] = []
+        for image in response.data:
+            if image.b64_json is None and image.url:
+                payloads.append(await self._client.download(image))
+            else:
+                payloads.append(image)
+        return await anyio.to_thread.run_sync(
+            _write_outputs, directory, key, response.output_format, payloads
+        )
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _marker(directory: Path, key: str) -> Path:
+    return directory / f".{key}.done"
+
+
+def _complete_outputs(directory: Path, key: str) -> tuple[Path, ...] | None:
+    """The outputs of ``key`` if its marker lists them and they all exist, else ``None``."""
+    try:
+        names = orjson.loads(_marker(directory, key).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(names, list) or not all(
+        isinstance(name, str) and name and Path(name).name == name for name in names
+    ):
+        return None
+    paths = tuple(directory / name for name in names)
+    return paths if all(path.is_file() for path in paths) else None
+
+
+def _extension(output_format: str | None, data: bytes) -> str:
+    if output_format:
+        known = _EXTENSIONS.get(output_format.lower())
+        if known is not None:
+            return known
+        if output_format.isascii() and output_format.isalnum():
+            return output_format.lower()
+    content_type = sniff(data[:HEAD_BYTES], filename="").content_type
+    return _SNIFFED_EXTENSIONS.get(content_type or "", "png")
+
+
+def _write_outputs(
+    directory: Path, key: str, output_format: str | None, payloads: list[bytes | Image]
+) -> tuple[Path, ...]:
+    """Write each image atomically, then the marker that says they are all there."""
+    paths: list[Path] = []
+    for number, payload in enumerate(payloads):
+        if isinstance(payload, bytes):
+            data = payload
+        elif payload.b64_json is None:
+            raise APIResponseValidationError(
+                f"image {number} of the response has neither b64_json nor url", status_code=200
+            )
+        else:
+            try:
+                data = base64.b64decode(payload.b64_json)
+            except binascii.Error as error:
+                raise APIResponseValidationError(
+                    f"image {number} of the response is not valid base64: {error}",
+                    status_code=200,
+                ) from error
+        extension = _extension(output_format, data)
+        name = f"{key}.{extension}" if len(payloads) == 1 else f"{key}-{number}.{extension}"
+        paths.append(write_atomically(directory / name, data))
+    write_atomically(_marker(directory, key), orjson.dumps([path.name for path in paths]))
+    return tuple(paths)
+
+
+async def collect(batch: AsyncBatchIterator, *, keep_results: bool) -> BatchReport:
+    """Run a batch to its end and report on it."""
+    results: list[BatchResult] = []
+    async with batch:
+        async for result in batch:
+            if keep_results:
+                results.append(result)
+    results.sort(key=lambda result: result.index)
+    return BatchReport(results=results, summary=batch.summary())
+
+
+# -- synchronous code ----------------------------------------------------------------------
+
+
+class _Run(Protocol):
+    def __call__(self, fn: Callable[[], Awaitable[T]], /) -> T: ...
+
+
+class BatchIterator:
+    """The results of :meth:`~openai_images.ImagesClient.map`, for synchronous code.
+
+    The batch runs on the client's background loop and each ``next()`` waits for one
+    result (nothing is fetched ahead of the async batch's own window). Use it with
+    ``with`` (or call :meth:`close`): leaving early, an exception or Ctrl-C while waiting
+    cancels the batch and closes its connections and files. ``requests`` is pulled, and
+    ``on_progress`` called, on the background loop's thread.
+
+    Example:
+        >>> with client.map(requests, output_dir="out") as results:  # doctest: +SKIP
+        ...     for result in results:
+        ...         print(result.index, result.paths)
+    """
+
+    def __init__(
+        self,
+        *,
+        batch: Callable[[], AsyncBatchIterator],
+        portal: Callable[[], BlockingPortal],
+        run: _Run,
+    ) -> None:
+        self._make_batch = batch
+        self._portal = portal
+        self._run = run
+        self._batch: AsyncBatchIterator | None = None
+        # The task that holds the batch open (its task group) until close() cancels it.
+        self._holder: Future[None] | None = None
+        self._released = threading.Event()
+        self._closed = False
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> BatchResult:
+        if self._closed:
+            raise StopIteration
+        batch = self._batch if self._batch is not None else self._begin()
+        try:
+            return self._run(batch.__anext__)
+        except StopAsyncIteration:
+            self.close()
+            raise StopIteration from None
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> BatchIterator:
+        if self._batch is None and not self._closed:
+            self._begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel the batch if it is still running and wait until it has let go."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._holder is not None:
+            self._holder.cancel()
+            self._released.wait()
+
+    def progress(self) -> BatchProgress:
+        """Where the batch stands now."""
+        return self._batch.progress() if self._batch is not None else BatchProgress()
+
+    def summary(self) -> BatchSummary:
+        """The counts of what was handed over so far (all of it, once the batch is over)."""
+        return self._batch.summary() if self._batch is not None else BatchSummary()
+
+    def _begin(self) -> AsyncBatchIterator:
+        batch: AsyncBatchIterator
+        self._holder, batch = self._portal().start_task(self._hold)
+        self._batch = batch
+        return batch
+
+    async def _hold(self, *, task_status: anyio.abc.TaskStatus[AsyncBatchIterator]) -> None:
+        # The batch's task group must be entered and left by one task: this one. Each
+        # next() awaits __anext__ in a task of its own, which only reads the results.
+        try:
+            async with self._make_batch() as batch:
+                task_status.started(batch)
+                await anyio.sleep_forever()
+        finally:
+            self._released.set()
+
+
+# -- a progress bar ------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """An ``on_progress`` callback that draws a tqdm bar; close it when the batch is done.
+
+    Make one with :func:`progress_bar`.
+    """
+
+    def __init__(self, *, total: int | None, desc: str, options: dict[str, Any]) -> None:
+        try:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+        except ImportError as error:
+            raise ImportError(
+                "progress_bar() draws with tqdm, which is not installed: "
+                "pip install 'openai-images[progress]'"
+            ) from error
+        self._bar = tqdm(total=total, desc=desc, unit="item", **options)
+
+    def __call__(self, progress: BatchProgress) -> None:
+        """Move the bar to ``progress``."""
+        self._bar.set_postfix(
+            ok=progress.ok,
+            failed=progress.failed,
+            skipped=progress.skipped,
+            in_flight=progress.in_flight,
+            refresh=False,
+        )
+        self._bar.update(progress.done - self._bar.n)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        self._bar.close()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def progress_bar(*, total: int | None = None, desc: str = "images", **options: Any) -> ProgressBar:
+    """A tqdm progress bar to pass as ``on_progress`` (needs ``openai-images[progress]``).
+
+    Args:
+        total: How many items the batch has, if known (e.g. ``len(requests)``).
+        desc: The bar's label.
+        **options: More ``tqdm`` arguments (``file=``, ``leave=``...).
+
+    Example:
+        >>> with progress_bar(total=len(requests)) as bar:         # doctest: +SKIP
+        ...     report = await client.run_batch(requests, on_progress=bar)
+    """
+    return ProgressBar(total=total, desc=desc, options=options)

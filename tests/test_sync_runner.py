@@ -1,0 +1,109 @@
+"""The sync client's runner: calls handed to the background loop, results, errors, cancels."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterator
+
+import anyio
+import anyio.lowlevel
+import pytest
+import sniffio
+
+from openai_images._sync import _Runner
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="-")
+
+
+@pytest.fixture
+def runner() -> Iterator[_Runner]:
+    """A started runner, stopped after the test."""
+    runner = _Runner()
+    yield runner
+    runner.stop(anyio.lowlevel.checkpoint)
+
+
+async def double(value: int) -> int:
+    """A call that awaits something before it answers."""
+    await anyio.lowlevel.checkpoint()
+    return value * 2
+
+
+async def fail() -> None:
+    """A call that fails."""
+    raise ValueError("no")
+
+
+def test_results_and_errors_reach_the_caller(runner: _Runner) -> None:
+    """The call's value comes back; its exception is raised unchanged."""
+    assert runner.run(double, 21) == 42
+    with pytest.raises(ValueError, match="no"):
+        runner.run(fail)
+
+
+def test_the_call_sees_the_callers_context(runner: _Runner) -> None:
+    """Context variables set by the caller are visible on the loop, as with the portal."""
+
+    async def read() -> str:
+        return REQUEST_ID.get()
+
+    token = REQUEST_ID.set("req-7")
+    try:
+        assert runner.run(read) == "req-7"
+    finally:
+        REQUEST_ID.reset(token)
+
+
+def test_the_call_runs_as_asyncio_whatever_the_caller_claims(runner: _Runner) -> None:
+    """A caller marked as another async library (a trio thread) still gets asyncio calls."""
+
+    async def library() -> str:
+        await anyio.lowlevel.checkpoint()
+        return sniffio.current_async_library()
+
+    token = sniffio.current_async_library_cvar.set("trio")
+    try:
+        assert runner.run(library) == "asyncio"
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+
+
+def test_cancelling_the_future_cancels_the_call(runner: _Runner) -> None:
+    """An interrupted wait cancels the task on the loop, which runs its cleanup."""
+    started, cleaned = threading.Event(), threading.Event()
+
+    async def wait_forever() -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            cleaned.set()
+
+    future = runner.submit(wait_forever)
+    assert started.wait(5)
+    assert future.cancel()
+    assert cleaned.wait(5)
+
+
+def test_stop_lets_other_threads_calls_finish(runner: _Runner) -> None:
+    """Closing while another thread's call runs waits for it rather than cancelling it."""
+    started = threading.Event()
+    outcome: list[object] = []
+
+    async def slow() -> str:
+        started.set()
+        await anyio.sleep(0.1)
+        return "done"
+
+    def call() -> None:
+        outcome.append(runner.run(slow))
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert started.wait(5)
+    runner.stop(anyio.lowlevel.checkpoint)
+    thread.join(5)
+    assert outcome == ["done"]
+    with pytest.raises(RuntimeError, match="closed"):
+        runner.run(double, 1)
