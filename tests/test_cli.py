@@ -1,0 +1,448 @@
+"""The command line end to end, against a local server in a background thread."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from openai_images import ImagesClient
+from openai_images.cli import main
+from openai_images.testing import LocalImagesServer
+from tests.images import make_png
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def running_server() -> Iterator[LocalImagesServer]:
+    """One local server for the whole module (each test clears what it recorded)."""
+    with LocalImagesServer.in_thread() as server:
+        yield server
+
+
+@pytest.fixture
+def server(
+    running_server: LocalImagesServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> LocalImagesServer:
+    """The server, with the environment pointing at it and a fresh working folder."""
+    running_server.clear()
+    monkeypatch.setenv("OPENAI_BASE_URL", running_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cli-key-0123456789")
+    monkeypatch.chdir(tmp_path)
+    return running_server
+
+
+def one_line(text: str) -> str:
+    """The text's only line (failing if there are several)."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_generate_saves_numbered_files(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each image is saved as {prefix}-{n}.{ext} and its path printed."""
+    code = main(
+        [
+            "generate",
+            "A red fox!",
+            "--model",
+            "dall-e-2",
+            "--size",
+            "256x256",
+            "-n",
+            "2",
+            "--response-format",
+            "b64_json",
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.split() == ["a-red-fox-1.png", "a-red-fox-2.png"]
+    assert Path("a-red-fox-2.png").read_bytes().startswith(PNG)
+    assert server.requests[-1].fields["n"] == 2
+
+
+def test_every_field_has_an_option(server: LocalImagesServer) -> None:
+    """Options reach the wire under the API's field names; jpeg files end in .jpg."""
+    code = main(
+        [
+            "generate",
+            "a lamp",
+            "--model",
+            "gpt-image-1",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--format",
+            "jpeg",
+            "--compression",
+            "50",
+            "--background",
+            "opaque",
+            "--moderation",
+            "low",
+            "--user",
+            "u-1",
+            "-o",
+            "out",
+            "--prefix",
+            "lamp",
+        ]
+    )
+    assert code == 0
+    assert server.requests[-1].fields == {
+        "prompt": "a lamp",
+        "model": "gpt-image-1",
+        "size": "1024x1024",
+        "quality": "low",
+        "output_format": "jpeg",
+        "output_compression": 50,
+        "background": "opaque",
+        "moderation": "low",
+        "user": "u-1",
+    }
+    assert Path("out/lamp-1.jpg").read_bytes().startswith(b"\xff\xd8")
+
+
+def test_url_results_are_downloaded(server: LocalImagesServer) -> None:
+    """A dall-e-2 url result is fetched and saved like a b64_json one."""
+    assert main(["generate", "a cat", "--model", "dall-e-2", "--size", "256x256"]) == 0
+    assert Path("a-cat-1.png").read_bytes().startswith(PNG)
+    assert [r.endpoint for r in server.requests] == ["generations", "files"]
+
+
+def test_invalid_size_is_one_line_and_exit_1(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule broken on the client's side: one line naming the field, nothing sent."""
+    code = main(["generate", "a fox", "--model", "gpt-image-1", "--size", "13x13"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert one_line(captured.err).startswith("error: size: '13x13' is not a valid size")
+    assert "Traceback" not in captured.err
+    assert server.requests == []
+
+
+def test_api_error_shows_message_status_and_request_id(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API's refusal: its message, the HTTP status and the request id, and no key."""
+    code = main(["generate", "a fox", "--model", "no-such-model", "--api-key", "sk-secret-99"])
+    captured = capsys.readouterr()
+    line = one_line(captured.err)
+    request_id = server.requests[-1].request_id
+    assert code == 1
+    assert line.startswith("error: Invalid value: 'no-such-model'.")
+    assert line.endswith(f"(HTTP 400, request id {request_id})")
+    assert "sk-secret-99" not in captured.out + captured.err
+
+
+def test_debug_shows_the_traceback(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--debug adds the traceback before the error line."""
+    code = main(["generate", "a fox", "--model", "dall-e-3", "-n", "2", "--debug"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("error: n:")
+
+
+def test_missing_key_is_a_clear_error(
+    server: LocalImagesServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a key the command says how to give one."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert main(["generate", "a fox", "--model", "dall-e-2"]) == 1
+    assert "OPENAI_API_KEY" in one_line(capsys.readouterr().err)
+
+
+def test_an_existing_file_is_never_overwritten(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A taken name fails before sending, naming the file; --overwrite replaces it."""
+    Path("a-fox-1.png").write_bytes(b"mine")
+    args = ["generate", "a fox", "--model", "dall-e-2", "--response-format", "b64_json"]
+    assert main(args) == 1
+    assert one_line(capsys.readouterr().err) == (
+        "error: a-fox-1.png already exists (use --overwrite to replace it)"
+    )
+    assert Path("a-fox-1.png").read_bytes() == b"mine"
+    assert server.requests == []
+    assert main([*args, "--overwrite"]) == 0
+    assert Path("a-fox-1.png").read_bytes().startswith(PNG)
+
+
+def test_json_prints_metadata_without_image_data(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json gives paths, usage and the request id, and no base64."""
+    code = main(["generate", "a fox", "--model", "gpt-image-1", "--quality", "low", "--json"])
+    out = capsys.readouterr().out
+    data = orjson.loads(out)
+    assert code == 0
+    assert data["request_id"] == server.requests[-1].request_id
+    assert data["images"] == [{"path": "a-fox-1.png", "url": None, "revised_prompt": None}]
+    assert data["usage"]["total_tokens"] > 0
+    assert "b64_json" not in out
+
+
+def test_stream_saves_partial_images_as_they_come(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--stream with --partial-images saves each partial, then the final image."""
+    code = main(
+        [
+            "generate",
+            "a boat",
+            "--model",
+            "gpt-image-1",
+            "--quality",
+            "low",
+            "--stream",
+            "--partial-images",
+            "2",
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.split() == [
+        "a-boat-partial-1.png",
+        "a-boat-partial-2.png",
+        "a-boat-1.png",
+    ]
+    assert server.requests[-1].fields["stream"] is True
+    assert Path("a-boat-partial-2.png").read_bytes().startswith(PNG)
+
+
+def test_edit_sends_several_images_and_a_mask(server: LocalImagesServer, tmp_path: Path) -> None:
+    """Each -i is one image[] part; --mask is the mask part."""
+    for name in ("soap", "jam"):
+        (tmp_path / f"{name}.png").write_bytes(make_png(32, 32))
+    (tmp_path / "mask.png").write_bytes(make_png(32, 32, alpha=True))
+    code = main(
+        [
+            "edit",
+            "a gift basket",
+            "-i",
+            "soap.png",
+            "-i",
+            "jam.png",
+            "--mask",
+            "mask.png",
+            "--model",
+            "gpt-image-1",
+            "--quality",
+            "low",
+            "--input-fidelity",
+            "high",
+        ]
+    )
+    assert code == 0
+    sent = server.requests[-1]
+    assert [(part, filename) for part, filename, *_ in sent.files] == [
+        ("image[]", "soap.png"),
+        ("image[]", "jam.png"),
+        ("mask", "mask.png"),
+    ]
+    assert sent.fields["input_fidelity"] == "high"
+    assert Path("a-gift-basket-1.png").is_file()
+
+
+def test_edit_by_reference_goes_as_json(server: LocalImagesServer) -> None:
+    """--image-url makes a JSON edit with image references."""
+    data_url = "data:image/png;base64," + base64.b64encode(make_png(8, 8)).decode()
+    code = main(
+        ["edit", "a frame", "--image-url", data_url, "--model", "gpt-image-1", "--quality", "low"]
+    )
+    assert code == 0
+    assert server.requests[-1].content_type == "application/json"
+    assert server.requests[-1].fields["images"] == [{"image_url": data_url}]
+
+
+def test_edit_needs_an_input(server: LocalImagesServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """A usage mistake exits with 2 and says what is missing."""
+    assert main(["edit", "a basket"]) == 2
+    assert "give at least one input" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's own mistakes (an unknown option, a bad number) exit with 2."""
+    assert main(["generate", "a fox", "--no-such-option"]) == 2
+    assert main(["generate", "a fox", "-n", "two"]) == 2
+    assert main([]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_variation_saves_after_the_input_name(
+    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A variation is named after its input: {stem}-variation-{n}."""
+    (tmp_path / "jam.png").write_bytes(make_png(64, 64))
+    code = main(
+        [
+            "variation",
+            "jam.png",
+            "-n",
+            "2",
+            "--size",
+            "256x256",
+            "--response-format",
+            "b64_json",
+            "-o",
+            "out",
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.split() == ["out/jam-variation-1.png", "out/jam-variation-2.png"]
+    assert server.requests[-1].endpoint == "variations"
+
+
+def write_jobs(folder: Path) -> Path:
+    """A batch file with a generation, an edit with a relative path, and a variation."""
+    (folder / "inputs").mkdir(parents=True)
+    (folder / "inputs" / "jam.png").write_bytes(make_png(64, 64))
+    lines = [
+        {"prompt": "a fox", "model": "dall-e-2", "size": "256x256", "response_format": "b64_json"},
+        {
+            "prompt": "a jar",
+            "image": ["inputs/jam.png"],
+            "model": "gpt-image-1",
+            "quality": "low",
+            "name": "jar",
+        },
+        {
+            "endpoint": "variations",
+            "image": "inputs/jam.png",
+            "size": "256x256",
+            "n": 2,
+            "response_format": "b64_json",
+        },
+    ]
+    path = folder / "jobs.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    return path
+
+
+def test_batch_saves_every_line_and_resumes(
+    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch saves each line's images; a rerun refuses; --resume redoes only what is missing."""
+    jobs = write_jobs(tmp_path / "work")
+    assert main(["batch", str(jobs), "-o", "out", "--concurrency", "2"]) == 0
+    assert sorted(path.name for path in Path("out").glob("*.png")) == [
+        "jar.png",
+        "jobs-000001.png",
+        "jobs-000003-0.png",
+        "jobs-000003-1.png",
+    ]
+    assert "3 requests: 3 ok, 0 failed" in capsys.readouterr().out
+    assert main(["batch", str(jobs), "-o", "out"]) == 1
+    assert "already exists (use --resume" in one_line(capsys.readouterr().err)
+
+    Path("out/jar.png").unlink()
+    server.clear()
+    assert main(["batch", str(jobs), "-o", "out", "--resume", "--json", "--no-progress"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["summary"]["ok"] == 1
+    assert report["summary"]["skipped"] == 2
+    assert [r["skipped"] for r in report["results"]] == [True, False, True]
+    assert [r.endpoint for r in server.requests] == ["edits"]
+    assert Path("out/jar.png").is_file()
+
+
+def test_batch_checks_every_line_before_sending(
+    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad line fails the whole file up front, naming the file, the line and the field."""
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"prompt": "a fox"}\n\n{"prompt": "a fox", "model": "dall-e-3", "n": 2}\n')
+    assert main(["batch", str(jobs)]) == 1
+    assert (
+        one_line(capsys.readouterr().err)
+        == f"error: {jobs}:3: n: n is 2; it must be 1 for dall-e-3"
+    )
+    jobs.write_text('{"prompt": "a fox", "colour": "red"}\n')
+    assert main(["batch", str(jobs)]) == 1
+    assert "unknown field 'colour' for generations" in capsys.readouterr().err
+    assert server.requests == []
+
+
+def test_batch_reports_failed_lines(
+    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line the API refuses is reported with its line number; the others are saved."""
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        '{"prompt": "a fox", "model": "dall-e-2", "response_format": "b64_json"}\n'
+        '{"prompt": "a fox", "model": "not-a-model"}\n'
+    )
+    assert main(["batch", str(jobs), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "2 requests: 1 ok, 1 failed" in captured.out
+    assert one_line(captured.err).startswith(f"error: {jobs}:2: Invalid value: 'not-a-model'.")
+    assert Path("jobs-000001.png").is_file()
+
+
+def test_python_m_runs_the_command_line(server: LocalImagesServer, tmp_path: Path) -> None:
+    """``python -m openai_images generate`` works as a real process."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openai_images",
+            "generate",
+            "a fox",
+            "--model",
+            "dall-e-2",
+            "--size",
+            "256x256",
+            "--response-format",
+            "b64_json",
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "k"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == str(tmp_path / "a-fox-1.png")
+
+
+def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """``serve`` answers at the URL it prints, and Ctrl-C stops it cleanly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openai_images", "serve", "--port", "0", "--api-key", "k1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        assert base_url.endswith("/v1")
+        with ImagesClient(api_key="k1", base_url=base_url) as client:
+            result = client.generate(
+                prompt="a fox", model="dall-e-2", size="256x256", response_format="b64_json"
+            )
+        assert result.data[0].content().startswith(PNG)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    assert "Traceback" not in err
