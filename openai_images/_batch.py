@@ -51,7 +51,7 @@ from ._errors import (
 from ._ratelimit import BatchLimiter, ItemAttempts
 from ._requests import EditRequest, GenerateRequest, ImageRequest, VariationRequest
 from ._responses import Image, ImagesResponse, write_atomically
-from ._sniff import HEAD_BYTES, sniff
+from ._sniff import image_extension
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
@@ -80,8 +80,6 @@ ProgressCallback = Callable[["BatchProgress"], object]
 """Called with a :class:`BatchProgress` after each item."""
 
 _REQUEST_TYPES = (GenerateRequest, EditRequest, VariationRequest)
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
-_SNIFFED_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 _DONE = object()
 
 
@@ -605,17 +603,6 @@ def _complete_outputs(directory: Path, key: str) -> tuple[Path, ...] | None:
     return paths if all(path.is_file() for path in paths) else None
 
 
-def _extension(output_format: str | None, data: bytes) -> str:
-    if output_format:
-        known = _EXTENSIONS.get(output_format.lower())
-        if known is not None:
-            return known
-        if output_format.isascii() and output_format.isalnum():
-            return output_format.lower()
-    content_type = sniff(data[:HEAD_BYTES], filename="").content_type
-    return _SNIFFED_EXTENSIONS.get(content_type or "", "png")
-
-
 def _write_outputs(
     directory: Path, key: str, output_format: str | None, payloads: list[bytes | Image]
 ) -> tuple[Path, ...]:
@@ -636,7 +623,7 @@ def _write_outputs(
                     f"image {number} of the response is not valid base64: {error}",
                     status_code=200,
                 ) from error
-        extension = _extension(output_format, data)
+        extension = image_extension(data, output_format=output_format)
         name = f"{key}.{extension}" if len(payloads) == 1 else f"{key}-{number}.{extension}"
         paths.append(write_atomically(directory / name, data))
     write_atomically(_marker(directory, key), orjson.dumps([path.name for path in paths]))

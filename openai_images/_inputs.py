@@ -31,7 +31,7 @@ import attrs
 
 from ._errors import RequestValidationError, Violation
 from ._requests import FileContent, ImageInput
-from ._sniff import HEAD_BYTES, ImageInfo, sniff
+from ._sniff import EXTENSIONS, HEAD_BYTES, ImageInfo, sniff
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "ImageSource", "resolve_image", "resolve_images"]
 
@@ -45,8 +45,6 @@ freed chunks, and at 1 MiB ten uploads in a row already held 9 MiB.
 
 # Opening and sniffing is mostly waiting on the disk; a few at a time is plenty.
 _RESOLVE_CONCURRENCY = 8
-
-_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
 class _Content(Protocol):
@@ -127,7 +125,7 @@ async def resolve_image(value: ImageInput, *, param: str) -> ImageSource:
             _refuse(param, f"{label} is not a PNG, JPEG or WebP image")
         content_type = info.content_type
     if filename is None:
-        filename = probe.name if probe.name is not None else "image" + _EXTENSIONS[content_type]
+        filename = probe.name if probe.name is not None else "image." + EXTENSIONS[content_type]
     info = attrs.evolve(info, filename=filename, content_type=content_type)
     return ImageSource(info=info, content=probe.content)
 

@@ -12,14 +12,26 @@ import struct
 
 import attrs
 
-__all__ = ["HEAD_BYTES", "ImageInfo", "sniff"]
+__all__ = [
+    "EXTENSIONS",
+    "HEAD_BYTES",
+    "ImageInfo",
+    "format_extension",
+    "image_extension",
+    "sniff",
+]
 
 HEAD_BYTES = 64 * 1024
 """How much of a file :func:`sniff` wants to see: enough for JPEG's EXIF before its SOF."""
 
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+"""The file extension (without its dot) for each image type the API takes."""
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 and CC are not frames.
-_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_SOF = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -144,3 +156,35 @@ def _sniff_webp(head: bytes) -> _Sniffed:
         height = int.from_bytes(body[8:10], "little") & 0x3FFF
         return _Sniffed("image/webp", width, height, False)
     return _Sniffed("image/webp")
+
+
+def format_extension(output_format: str | None, *, fallback: str = "png") -> str:
+    """The file extension for the API's ``output_format`` (``"jpeg"`` is ``"jpg"``).
+
+    Example:
+        >>> format_extension("jpeg"), format_extension(None)
+        ('jpg', 'png')
+    """
+    if not output_format:
+        return fallback
+    name = output_format.lower()
+    known = EXTENSIONS.get(f"image/{name}")
+    if known is not None:
+        return known
+    # A format newer than this library: its name is the best guess, if it is a safe one.
+    return name if name.isascii() and name.isalnum() else fallback
+
+
+def image_extension(data: bytes, *, output_format: str | None = None, fallback: str = "png") -> str:
+    """The file extension for an image's bytes: from their header, else the API's format.
+
+    Example:
+        >>> image_extension(b"\\xff\\xd8\\xff\\xe0")
+        'jpg'
+        >>> image_extension(b"?", output_format="webp")
+        'webp'
+    """
+    content_type = sniff(data[:HEAD_BYTES], filename="").content_type
+    if content_type is not None:
+        return EXTENSIONS[content_type]
+    return format_extension(output_format, fallback=fallback)

@@ -50,7 +50,7 @@ from ._responses import (
     write_atomically,
 )
 from ._rules import check
-from ._sniff import sniff
+from ._sniff import format_extension, image_extension
 from ._version import __version__
 
 __all__ = ["main"]
@@ -530,9 +530,6 @@ def _client(args: argparse.Namespace) -> AsyncImagesClient:
 
 # -- saving ----------------------------------------------------------------------------
 
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-_FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-
 
 def slug(text: str, *, limit: int = 40) -> str:
     """A file-name prefix from a prompt: lower-case words joined by ``-``.
@@ -551,17 +548,6 @@ def slug(text: str, *, limit: int = 40) -> str:
             break
         out = candidate
     return out or (words[0][:limit] if words else "image")
-
-
-def extension_of(data: bytes, *, fallback: str = "png") -> str:
-    """The file extension for image bytes, from their header.
-
-    Example:
-        >>> extension_of(b"\\xff\\xd8\\xff\\xe0")
-        'jpg'
-    """
-    content_type = sniff(data[:64], filename="").content_type
-    return _EXTENSIONS.get(content_type or "", fallback)
 
 
 class Outputs:
@@ -590,7 +576,7 @@ class Outputs:
 
     async def save(self, label: str | int, data: bytes, *, fallback_ext: str) -> Path:
         """Write one image atomically and return its path."""
-        path = self.path(label, extension_of(data, fallback=fallback_ext))
+        path = self.path(label, image_extension(data, fallback=fallback_ext))
         await anyio.to_thread.run_sync(self._write, path, data)
         return path
 
@@ -632,7 +618,7 @@ async def _send_and_save(
     args: argparse.Namespace, request: ImageRequest, outputs: Outputs, *, stream: bool
 ) -> int:
     fields: dict[str, Any] = converter.unstructure(request)
-    fallback_ext = _FORMAT_EXTENSIONS.get(fields.get("output_format") or "png", "png")
+    fallback_ext = format_extension(fields.get("output_format"))
     expected = [outputs.path(i, fallback_ext) for i in range(1, (fields.get("n") or 1) + 1)]
     if stream:
         partials = fields.get("partial_images") or 0
