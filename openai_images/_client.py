@@ -827,7 +827,12 @@ class AsyncImagesClient:
             delay = retry_delay(self._policy, attempt=attempt, headers=response_headers)
             logger.info(
                 "Retrying %s %s in %.2fs (attempt %d of %d): %s",
-                method, url.split("?", 1)[0], delay, attempt + 1, max_retries, error,
+                method,
+                url.split("?", 1)[0],
+                delay,
+                attempt + 1,
+                max_retries,
+                error,
             )
             await anyio.sleep(delay)
             attempt += 1

@@ -68,7 +68,7 @@ class Violation:
     Attributes:
         param: The offending field, in the API's own name (``"size"``, ``"image[2]"``).
         message: A sentence naming the value and the rule it breaks.
-        code: The API's error code for it (``"invalid_value"``, ``"missing_required_parameter"``...).
+        code: The API's error code (``"invalid_value"``, ``"missing_required_parameter"``...).
     """
 
     param: str

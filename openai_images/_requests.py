@@ -45,7 +45,12 @@ FileContent: TypeAlias = bytes | IO[bytes] | str | os.PathLike[str]
 """What a tuple input may carry as its content: bytes, a binary file object, or a path."""
 
 ImageInput: TypeAlias = (
-    str | os.PathLike[str] | bytes | IO[bytes] | tuple[str, FileContent] | tuple[str, FileContent, str]
+    str
+    | os.PathLike[str]
+    | bytes
+    | IO[bytes]
+    | tuple[str, FileContent]
+    | tuple[str, FileContent, str]
 )
 """One input image: a path, bytes, a binary file object, or ``(filename, content[, type])``."""
 

@@ -228,15 +228,27 @@ def check(request: ImageRequest) -> list[Violation]:
     if rules is not None:
         endpoint = request.endpoint
         if isinstance(request, EditRequest) and request.is_json and not rules.json_edits:
-            found.add("model", f"{model_name} does not take JSON edits by image reference; "
-                      "upload the images instead")
+            found.add(
+                "model",
+                f"{model_name} does not take JSON edits by image reference; "
+                "upload the images instead",
+            )
         elif endpoint not in rules.endpoints:
-            found.add("model", f"{model_name} does not support image {endpoint}; "
-                      f"models that do: {_quote(_models_for(endpoint))}",
-                      code="unsupported_model")
+            found.add(
+                "model",
+                f"{model_name} does not support image {endpoint}; "
+                f"models that do: {_quote(_models_for(endpoint))}",
+                code="unsupported_model",
+            )
         _check_size(found, request.size, rules)
-        _check_choice(found, "response_format", request.response_format, rules.response_formats,
-                      model_name, hint="GPT image models always return b64_json")
+        _check_choice(
+            found,
+            "response_format",
+            request.response_format,
+            rules.response_formats,
+            model_name,
+            hint="GPT image models always return b64_json",
+        )
 
     if isinstance(request, (GenerateRequest, EditRequest)):
         _check_gpt_fields(found, request, rules, model_name)
@@ -265,22 +277,35 @@ def check_images(
     for index, info in enumerate(images):
         param = f"image[{index}]" if listed else "image"
         _check_file(found, param, info, allowed_types, max_bytes)
-        if rules is not None and rules.square_images and _known_and_unequal(info.width, info.height):
-            found.add(param, f"{info.filename!r} is {info.width}x{info.height}; "
-                      f"{rules.name} needs a square image")
+        if (
+            rules is not None
+            and rules.square_images
+            and _known_and_unequal(info.width, info.height)
+        ):
+            found.add(
+                param,
+                f"{info.filename!r} is {info.width}x{info.height}; "
+                f"{rules.name} needs a square image",
+            )
     if mask is not None:
         _check_file(found, "mask", mask, frozenset({"image/png"}), 4 * MiB)
         first = images[0] if images else None
         if mask.has_alpha is False:
-            found.add("mask", f"{mask.filename!r} has no alpha channel; the mask's fully "
-                      "transparent pixels mark where to edit")
+            found.add(
+                "mask",
+                f"{mask.filename!r} has no alpha channel; the mask's fully "
+                "transparent pixels mark where to edit",
+            )
         if (
             first is not None
             and None not in (mask.width, mask.height, first.width, first.height)
             and (mask.width, mask.height) != (first.width, first.height)
         ):
-            found.add("mask", f"{mask.filename!r} is {mask.width}x{mask.height} but the image "
-                      f"{first.filename!r} is {first.width}x{first.height}; they must match")
+            found.add(
+                "mask",
+                f"{mask.filename!r} is {mask.width}x{mask.height} but the image "
+                f"{first.filename!r} is {first.width}x{first.height}; they must match",
+            )
     return found.violations
 
 
@@ -308,8 +333,12 @@ def _check_prompt(found: _Found, prompt: str, rules: ModelRules | None) -> None:
     if not prompt:
         found.add("prompt", "a non-empty prompt is required", code="missing_required_parameter")
     elif rules is not None and len(prompt) > rules.prompt_max_length:
-        found.add("prompt", f"the prompt is {len(prompt)} characters; {rules.name} takes at most "
-                  f"{rules.prompt_max_length}", code="string_above_max_length")
+        found.add(
+            "prompt",
+            f"the prompt is {len(prompt)} characters; {rules.name} takes at most "
+            f"{rules.prompt_max_length}",
+            code="string_above_max_length",
+        )
 
 
 def _check_n(found: _Found, n: int | None, rules: ModelRules | None) -> None:
@@ -335,11 +364,15 @@ def _check_choice(
         return
     if not allowed:
         extra = f" ({hint})" if hint else ""
-        found.add(param, f"{param} is not supported with {model}{extra}",
-                  code="unsupported_parameter")
+        found.add(
+            param, f"{param} is not supported with {model}{extra}", code="unsupported_parameter"
+        )
     elif value not in allowed:
-        found.add(param, f"{value!r} is not a valid {param} for {model}; "
-                  f"supported values are {_quote(sorted(allowed))}")
+        found.add(
+            param,
+            f"{value!r} is not a valid {param} for {model}; "
+            f"supported values are {_quote(sorted(allowed))}",
+        )
 
 
 def _check_size(found: _Found, size: str | None, rules: ModelRules) -> None:
@@ -347,13 +380,15 @@ def _check_size(found: _Found, size: str | None, rules: ModelRules) -> None:
         return
     choices = _quote(rules.sizes)
     if not rules.custom_sizes:
-        found.add("size", f"{size!r} is not a valid size for {rules.name}; "
-                  f"supported sizes are {choices}")
+        found.add(
+            "size", f"{size!r} is not a valid size for {rules.name}; supported sizes are {choices}"
+        )
         return
     parsed = parse_size(size)
     if parsed is None:
-        found.add("size", f"{size!r} is not a valid size for {rules.name}: use {choices} "
-                  "or WIDTHxHEIGHT")
+        found.add(
+            "size", f"{size!r} is not a valid size for {rules.name}: use {choices} or WIDTHxHEIGHT"
+        )
         return
     width, height = parsed
     if width % 16 or height % 16:
@@ -384,15 +419,20 @@ def _check_gpt_fields(
     if isinstance(request, GenerateRequest):
         _check_choice(found, "style", request.style, rules.styles, model)
     else:
-        _check_choice(found, "input_fidelity", request.input_fidelity, rules.input_fidelities,
-                      model)
+        _check_choice(
+            found, "input_fidelity", request.input_fidelity, rules.input_fidelities, model
+        )
     if compression is not None:
         if not rules.output_formats:
-            found.add("output_compression", f"output_compression is not supported with {model}",
-                      code="unsupported_parameter")
+            found.add(
+                "output_compression",
+                f"output_compression is not supported with {model}",
+                code="unsupported_parameter",
+            )
         elif request.output_format not in ("jpeg", "webp"):
-            found.add("output_compression", "output_compression needs output_format "
-                      "'jpeg' or 'webp'")
+            found.add(
+                "output_compression", "output_compression needs output_format 'jpeg' or 'webp'"
+            )
     if (
         request.background == "transparent"
         and rules.backgrounds
@@ -401,11 +441,15 @@ def _check_gpt_fields(
         found.add("background", "a transparent background needs output_format 'png' or 'webp'")
     if not rules.streaming:
         if request.stream:
-            found.add("stream", f"streaming is not supported with {model}",
-                      code="unsupported_parameter")
+            found.add(
+                "stream", f"streaming is not supported with {model}", code="unsupported_parameter"
+            )
         if request.partial_images is not None:
-            found.add("partial_images", f"partial_images is not supported with {model}",
-                      code="unsupported_parameter")
+            found.add(
+                "partial_images",
+                f"partial_images is not supported with {model}",
+                code="unsupported_parameter",
+            )
 
 
 def _check_edit_inputs(found: _Found, request: EditRequest) -> None:
@@ -424,8 +468,11 @@ def _check_edit_inputs(found: _Found, request: EditRequest) -> None:
                 found.add("mask", "a JSON edit takes its mask as an ImageRef")
         return
     if request.image is None:
-        found.add("image", "an edit needs image (one input or a list) or images (references)",
-                  code="missing_required_parameter")
+        found.add(
+            "image",
+            "an edit needs image (one input or a list) or images (references)",
+            code="missing_required_parameter",
+        )
         return
     if isinstance(request.mask, ImageRef):
         found.add("mask", "an ImageRef mask needs image references in images=, not uploads")
@@ -464,5 +511,8 @@ def _check_file(
         kinds = " or ".join(t.removeprefix("image/").upper() for t in sorted(allowed_types))
         found.add(param, f"{info.filename!r} is {info.content_type}; this model takes {kinds}")
     if info.size is not None and info.size >= max_bytes:
-        found.add(param, f"{info.filename!r} is {info.size} bytes; it must be under "
-                  f"{max_bytes // MiB} MB", code="file_too_large")
+        found.add(
+            param,
+            f"{info.filename!r} is {info.size} bytes; it must be under {max_bytes // MiB} MB",
+            code="file_too_large",
+        )

@@ -201,4 +201,3 @@ class AsyncImageStream(Generic[E]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-

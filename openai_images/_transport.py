@@ -248,7 +248,12 @@ class Transport:
     ) -> Exchange:
         """Send a request and read the whole response."""
         response = await self._open(
-            method, url, headers=headers, params=params, body=body, timeout=timeout,
+            method,
+            url,
+            headers=headers,
+            params=params,
+            body=body,
+            timeout=timeout,
             allow_redirects=allow_redirects,
         )
         try:
@@ -269,7 +274,12 @@ class Transport:
     ) -> StreamingExchange:
         """Send a request and return once the response headers have arrived."""
         response = await self._open(
-            method, url, headers=headers, params=params, body=body, timeout=timeout,
+            method,
+            url,
+            headers=headers,
+            params=params,
+            body=body,
+            timeout=timeout,
             allow_redirects=False,
         )
         return StreamingExchange(response, limit=self.max_response_bytes)
@@ -304,4 +314,3 @@ def _own_error(exc: BaseException) -> OpenAIImagesError | None:
 
 def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
-
