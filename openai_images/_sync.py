@@ -11,6 +11,7 @@ closes its connections and files.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import contextvars
@@ -74,7 +75,8 @@ class _Runner:
     call's time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, at_exit: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.at_exit = at_exit
         self._lock = threading.Lock()
         self._portal: BlockingPortal | None = None
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -95,6 +97,7 @@ class _Runner:
                 portal = self._portal_cm.__enter__()
                 self._loop = portal.call(asyncio.get_running_loop)
                 self._portal = portal
+                _started_runners.add(self)
             return self._portal
 
     def submit(
@@ -150,6 +153,7 @@ class _Runner:
             if self.closed:
                 return
             self.closed = True
+            _started_runners.discard(self)
             portal, cm = self._portal, self._portal_cm
             self._portal = self._portal_cm = None
         if portal is not None and cm is not None:
@@ -158,6 +162,22 @@ class _Runner:
                 portal.call(self._drain)
             finally:
                 cm.__exit__(None, None, None)
+
+
+_started_runners: weakref.WeakSet[_Runner] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_started_runners() -> None:
+    # A portal still open at interpreter exit would be closed while the interpreter is
+    # finalizing, when its daemon thread can no longer run: waiting on it would hang the
+    # exit. atexit still runs while threads do, so close what users left open here.
+    for runner in list(_started_runners):
+        runner.stop(runner.at_exit or _nothing)
+
+
+async def _nothing() -> None:
+    pass
 
 
 async def _settle(call: Callable[[], Awaitable[T]], future: concurrent.futures.Future[T]) -> None:
@@ -258,7 +278,7 @@ class ImagesClient:
             trust_env=trust_env,
             max_response_bytes=max_response_bytes,
         )
-        self._runner = _Runner()
+        self._runner = _Runner(at_exit=self._async.aclose)
         self._batches: weakref.WeakSet[BatchIterator] = weakref.WeakSet()
 
     @property
