@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox -s tests lint typecheck docs bench demo``."""
+"""Developer tasks: ``nox -s tests lint typecheck docs bench demo soak``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,21 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (what CI runs)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Soak the client for two minutes of faulty requests (CI runs a short form of it)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-s",
+        "tests/reliability/test_soak.py",
+        *session.posargs,
+        env={"OPENAI_IMAGES_SOAK_SECONDS": "120"},
+    )
 
 
 @nox.session(python=PYTHON)

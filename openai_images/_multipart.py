@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from ._errors import RequestValidationError, Violation
 from ._inputs import DEFAULT_CHUNK_SIZE, ImageSource
 
 __all__ = ["MultipartBody", "MultipartEncoder", "build_multipart"]
@@ -119,7 +120,9 @@ class MultipartEncoder:
         disposition = f'form-data; name="{_quote(name)}"'
         if filename is not None:
             disposition += f'; filename="{_quote(filename)}"'
-        return self._delimiter + f"\r\nContent-Disposition: {disposition}\r\n".encode()
+        # "replace": a file name from a path whose bytes are not UTF-8 holds lone surrogates.
+        head = f"\r\nContent-Disposition: {disposition}\r\n"
+        return self._delimiter + head.encode("utf-8", "replace")
 
 
 def _quote(text: str) -> str:
@@ -156,8 +159,9 @@ class MultipartBody:
     content_type: str
     content_length: int | None
     replayable: bool
-    # Encoded text (delimiters, headers, text parts) and, between them, file sources.
-    _parts: tuple[bytes | ImageSource, ...] = attrs.field(alias="parts", repr=False)
+    # Encoded text (delimiters, headers, text parts) and, between them, file sources with
+    # the request field each belongs to ("image", "image[2]", "mask").
+    _parts: tuple[bytes | tuple[str, ImageSource], ...] = attrs.field(alias="parts", repr=False)
 
     async def stream(self, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncGenerator[bytes, None]:
         """Yield the whole body, no chunk longer than ``chunk_size``.
@@ -165,7 +169,10 @@ class MultipartBody:
         Consecutive text pieces go out together, so a small field does not cost a write.
 
         Raises:
-            RuntimeError: The body holds a one-shot stream that was already sent.
+            RequestValidationError: A file can no longer be read (deleted or unreadable
+                since it was checked).
+            RuntimeError: The body holds a one-shot stream that was already sent, or a file
+                changed size since it was checked.
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
@@ -177,9 +184,15 @@ class MultipartBody:
             for piece in _slices(b"".join(pending), chunk_size):
                 yield piece
             pending.clear()
-            async with aclosing(part.chunks(chunk_size=chunk_size)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            param, source = part
+            try:
+                async with aclosing(source.chunks(chunk_size=chunk_size)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+            except OSError as error:
+                # The caller's file, not the connection, failed: say so, and do not retry.
+                message = f"{source.info.filename!r} could not be read for the upload: {error}"
+                raise RequestValidationError([Violation(param=param, message=message)]) from error
         for piece in _slices(b"".join(pending), chunk_size):
             yield piece
 
@@ -210,15 +223,19 @@ def build_multipart(
     """
     encoder = MultipartEncoder(boundary=boundary)
     text_parts = [encoder.field(name, value) for name, value in fields.items() if value is not None]
-    parts: list[bytes | ImageSource] = list(text_parts)
+    parts: list[bytes | tuple[str, ImageSource]] = list(text_parts)
     file_parts: list[tuple[bytes, int | None]] = []
+    listed = 0
     for name, source in files:
         content_type = source.info.content_type
         if content_type is None:
             raise ValueError(f"{source.info.filename!r} has no content type")
         header = encoder.file_header(name, source.info.filename, content_type)
         file_parts.append((header, source.info.size))
-        parts += [header, source, encoder.file_footer()]
+        param = name
+        if name.endswith("[]"):
+            param, listed = f"{name[:-2]}[{listed}]", listed + 1
+        parts += [header, (param, source), encoder.file_footer()]
     parts.append(encoder.close())
     return MultipartBody(
         content_type=encoder.content_type,

@@ -34,6 +34,7 @@ import cattrs
 import orjson
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 from cattrs.gen import make_dict_structure_fn, override
 
 from openai_images._converter import FILE_FIELDS, make_converter
@@ -216,15 +217,28 @@ async def read_multipart(
                         code="invalid_type",
                     )
                 raise unknown_parameter(name)
-            if len(uploads) > MAX_INPUT_IMAGES:
+            # Spooling stops only past one image too many and a mask: up to there the rules
+            # judge the request, naming its first broken rule as the client does.
+            if len(uploads) > MAX_INPUT_IMAGES + 1:
+                images = sum(upload.field == "image" for upload in uploads)
                 raise Rejection(
                     f"Too many files: an edit takes at most {MAX_INPUT_IMAGES} images and a mask.",
-                    param=field,
+                    param="image" if images > MAX_INPUT_IMAGES else field,
                     code="invalid_value",
                 )
             spooled = workdir / f"upload-{len(uploads)}"
             uploads.append(await _spool_part(part, field, name, spooled, budget))
-    except (ValueError, AssertionError, RuntimeError, KeyError, HttpProcessingError) as error:
+    except (
+        ValueError,
+        AssertionError,
+        RuntimeError,
+        KeyError,
+        HttpProcessingError,
+        # aiohttp warns of a malformed Content-Disposition: an error where warnings are
+        # errors (a test suite); otherwise the part has no name and is refused above.
+        BadContentDispositionHeader,
+        BadContentDispositionParam,
+    ) as error:
         raise Rejection(f"Could not parse the multipart form: {error}") from error
     return Arrival(fields=fields, uploads=tuple(uploads))
 

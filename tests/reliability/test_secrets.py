@@ -1,0 +1,304 @@
+"""The API key stays secret: never printed, logged or recorded, never sent to another host.
+
+The whole fault catalogue runs with every logger at DEBUG (aiohttp's included): no error
+(its text, repr, args, attributes and causes), no log record, no repr of a client, request,
+response or recorded request holds the key or the part of it a redaction hides. The CLI's
+output does not either. The key goes nowhere but the API host: not with ``url`` downloads,
+not after a redirect, and not over plain ``http://`` to a remote host without a warning
+that comes before any network I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import BlockingPortal
+
+from openai_images import (
+    APIStatusError,
+    AsyncImagesClient,
+    GenerateRequest,
+    ImagesClient,
+    OpenAIImagesError,
+)
+from openai_images.cli import build_parser, main
+from openai_images.testing import Fault, LocalImagesServer
+from openai_images.testing._server import redact_key
+from tests.recorder import Recorder, Reply
+
+from .conftest import (
+    CASES,
+    KEY,
+    KEY_MIDDLE,
+    call,
+    call_sync,
+    client_options,
+    no_dns,
+    open_venue,
+    texts_of,
+)
+
+
+def assert_secret(texts: list[str]) -> None:
+    """No text holds the key, nor the middle of it that redactions hide."""
+    for text in texts:
+        assert KEY not in text, text[:300]
+        assert KEY_MIDDLE not in text, text[:300]
+
+
+@contextlib.contextmanager
+def everything_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every logger at DEBUG, aiohttp's and asyncio's included, into ``caplog``."""
+    names = ["", "aiohttp", "aiohttp.client", "aiohttp.server", "aiohttp.access", "asyncio"]
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(caplog.at_level(logging.DEBUG, logger=name))
+        yield
+
+
+def logged_texts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every record as a handler would write it, tracebacks included, and its raw args."""
+    return [caplog.text] + [
+        f"{record.getMessage()} {record.args!r} {record.exc_text}" for record in caplog.records
+    ]
+
+
+# -- the fault catalogue, logged --------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_no_error_log_or_repr_of_the_async_fault_suite_holds_the_key(
+    caplog: pytest.LogCaptureFixture, delays: list[float]
+) -> None:
+    """Every case of the catalogue, with DEBUG logs: the key shows nowhere."""
+    texts: list[str] = []
+    errors = 0
+    with everything_logged(caplog):
+        for case in CASES:
+            async with open_venue(case) as venue:
+                async with AsyncImagesClient(**client_options(case, venue)) as client:
+                    texts.append(repr(client))
+                    outcome = await call(client, case)
+                if venue.server is not None:
+                    texts += [repr(recorded) for recorded in venue.server.requests]
+            if outcome.error is not None:
+                errors += 1
+                texts += texts_of(outcome.error)
+            texts += [repr(outcome.result), *map(repr, outcome.events)]
+    assert errors == sum(case.error is not None for case in CASES)
+    assert any("Retrying" in record.getMessage() for record in caplog.records)
+    assert_secret(texts + logged_texts(caplog))
+
+
+def test_no_error_log_or_repr_of_the_sync_fault_suite_holds_the_key(
+    caplog: pytest.LogCaptureFixture, delays: list[float], portal: BlockingPortal
+) -> None:
+    """The same for the sync client, whose calls run on a loop in another thread."""
+    texts: list[str] = []
+    with everything_logged(caplog):
+        for case in CASES:
+            with (
+                portal.wrap_async_context_manager(open_venue(case)) as venue,
+                ImagesClient(**client_options(case, venue)) as client,
+            ):
+                texts.append(repr(client))
+                outcome = call_sync(client, case)
+            if outcome.error is not None:
+                texts += texts_of(outcome.error)
+            texts += [repr(outcome.result), *map(repr, outcome.events)]
+    assert_secret(texts + logged_texts(caplog))
+
+
+@pytest.mark.anyio
+async def test_a_wrong_key_is_redacted_in_the_error_and_the_records() -> None:
+    """A refused key comes back redacted in the 401 message and in ``server.requests``."""
+    async with (
+        LocalImagesServer(api_keys={"sk-the-right-one"}) as server,
+        AsyncImagesClient(api_key=KEY, base_url=server.base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(APIStatusError) as refused:
+            await client.generate(prompt="p", model="dall-e-2", size="256x256")
+        (recorded,) = server.requests
+    assert refused.value.status_code == 401
+    assert recorded.api_key == redact_key(KEY)
+    assert_secret([*texts_of(refused.value), repr(recorded), repr(server.requests)])
+
+
+def test_settings_and_requests_do_not_show_the_key() -> None:
+    """The client's settings and the request objects have nothing of the key in reprs."""
+    client = AsyncImagesClient(api_key=KEY, base_url="http://127.0.0.1:9/v1")
+    request = GenerateRequest(prompt="a fox", model="gpt-image-1")
+    assert_secret([repr(client), repr(client._settings), str(client._settings), repr(request)])
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key_from", ["option", "environment"])
+def test_the_cli_never_prints_the_key(
+    key_from: str,
+    portal: BlockingPortal,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    delays: list[float],
+) -> None:
+    """Successes, API errors, retries, bad requests and --debug tracebacks: no key."""
+    key_args = ["--api-key", KEY] if key_from == "option" else []
+    if key_from == "environment":
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    outputs: list[str] = []
+    with (
+        portal.wrap_async_context_manager(LocalImagesServer()) as server,
+        everything_logged(caplog),
+    ):
+        common = [*key_args, "--base-url", server.base_url, "-o", str(tmp_path), "--overwrite"]
+        runs = [
+            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", *common],
+            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", "--json", *common],
+            ["generate", "a fox", "--model", "dall-e-3", "--n", "2", *common],
+            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", "--debug", *common],
+        ]
+        statuses = []
+        for index, argv in enumerate(runs):
+            if index == 3:
+                server.inject(Fault(kind="status", status=500, times=5))
+            statuses.append(main(argv))
+            captured = capsys.readouterr()
+            outputs += [captured.out, captured.err]
+    with portal.wrap_async_context_manager(LocalImagesServer(api_keys={"sk-other"})) as server:
+        argv = ["generate", "a fox", *key_args, "--base-url", server.base_url, "--debug"]
+        statuses.append(main(argv))
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+    assert statuses == [0, 0, 2, 1, 1]  # ok, ok, refused (a usage error), 500s, 401
+    assert "Incorrect API key" in outputs[-1]
+    assert_secret(outputs + logged_texts(caplog))
+
+
+def test_the_cli_server_binds_to_loopback_without_the_control_route() -> None:
+    """``openai-images serve`` listens on 127.0.0.1 and scripts no faults unless asked."""
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1"
+    assert args.control is False
+
+
+# -- where the key goes -----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_downloads_never_carry_the_key() -> None:
+    """``download`` sends no Authorization, to the URL's host or where it redirects."""
+    async with Recorder() as storage, Recorder() as mirror:
+        target = f"{mirror.base_url}/blob.png"
+        storage.reply(Reply(status=302, body=b"", headers={"Location": target}))
+        mirror.reply(Reply(body=b"PNG-BYTES", content_type="image/png"))
+        async with AsyncImagesClient(api_key=KEY, base_url="http://127.0.0.1:9/v1") as client:
+            data = await client.download(f"{storage.base_url}/signed.png?sig=abc")
+    assert data == b"PNG-BYTES"
+    for recorded in [*storage.requests, *mirror.requests]:
+        assert "Authorization" not in recorded.headers
+        assert_secret([repr(recorded.headers)])
+
+
+@pytest.mark.anyio
+async def test_url_results_of_the_local_server_are_fetched_without_the_key() -> None:
+    """A dall-e ``url`` result is downloaded from the server's file route with no key."""
+    async with (
+        LocalImagesServer() as server,
+        AsyncImagesClient(api_key=KEY, base_url=server.base_url) as client,
+    ):
+        result = await client.generate(
+            prompt="a fox", model="dall-e-2", size="256x256", response_format="url"
+        )
+        data = await client.download(result.data[0])
+        generation, download = server.requests
+    assert data.startswith(b"\x89PNG")
+    assert generation.api_key == redact_key(KEY)
+    assert (download.endpoint, download.api_key) == ("files", None)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_an_api_redirect_is_not_followed(status: int) -> None:
+    """A redirect answer to an API call is an error; the other host hears nothing."""
+    async with Recorder() as api, Recorder() as elsewhere:
+        location = f"{elsewhere.base_url}/images/generations"
+        api.reply(Reply(status=status, body=b"", headers={"Location": location}))
+        async with AsyncImagesClient(api_key=KEY, base_url=api.base_url) as client:
+            with pytest.raises(APIStatusError) as caught:
+                await client.generate(prompt="p")
+    assert caught.value.status_code == status
+    assert len(api.requests) == 1
+    assert elsewhere.requests == []
+
+
+@pytest.mark.anyio
+async def test_plain_http_to_a_remote_host_warns_before_any_lookup() -> None:
+    """The warning comes first: as an error (``filterwarnings = error``) it stops the call
+    before even the host name is looked up; let through, the lookup comes after it."""
+    base_url = "http://images.example.invalid/v1"
+    with no_dns() as looked_up:
+        async with AsyncImagesClient(api_key=KEY, base_url=base_url, max_retries=0) as client:
+            with pytest.raises(UserWarning, match="plain http"):
+                await client.generate(prompt="p")
+            assert looked_up == []
+        async with AsyncImagesClient(api_key=KEY, base_url=base_url, max_retries=0) as client:
+            with pytest.warns(UserWarning, match="plain http"), pytest.raises(OpenAIImagesError):
+                await client.generate(prompt="p")
+            assert looked_up == ["images.example.invalid"]
+
+
+def test_plain_http_warns_before_any_lookup_in_the_sync_client() -> None:
+    """The sync client hands the same warning back from its loop, before any lookup."""
+    with (
+        no_dns() as looked_up,
+        ImagesClient(api_key=KEY, base_url="http://images.example.invalid/v1") as client,
+    ):
+        with pytest.raises(UserWarning, match="plain http"):
+            client.generate(prompt="p")
+        assert looked_up == []
+
+
+@pytest.mark.anyio
+async def test_the_local_server_is_loopback_only_and_has_no_control_route_by_default() -> None:
+    """It listens on 127.0.0.1 alone, and ``/_control/faults`` is an unknown URL."""
+    async with LocalImagesServer() as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        port = int(server.url.rsplit(":", 1)[1])
+        assert _listening_addresses(port) == ["127.0.0.1"]
+        async with AsyncImagesClient(api_key=KEY, base_url=server.base_url) as client:
+            transport = client._transport
+            for method in ("GET", "POST", "DELETE"):
+                answer = await transport.send(
+                    method,
+                    f"{server.url}/_control/faults",
+                    headers={"Authorization": f"Bearer {KEY}"},
+                    timeout=client.timeout,
+                )
+                assert answer.status == 404
+    assert server.faults == ()
+
+
+def _listening_addresses(port: int) -> list[str]:
+    """The IPv4 and IPv6 addresses a TCP port of this machine listens on (from /proc)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, port_hex = local.split(":")
+                if state == "0A" and int(port_hex, 16) == port:
+                    found.append(_address(address))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    if len(hex_address) == 8:
+        return ".".join(str(b) for b in reversed(bytes.fromhex(hex_address)))
+    return hex_address
