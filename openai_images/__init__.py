@@ -1,9 +1,11 @@
 """openai-images: an async-first client for the OpenAI Images API.
 
 Example:
-    >>> import openai_images
-    >>> async with openai_images.AsyncImagesClient() as client:     # doctest: +SKIP
-    ...     result = await client.generate(prompt="a red fox", model="gpt-image-1")
+    ```python
+    import openai_images
+    async with openai_images.AsyncImagesClient() as client:
+        result = await client.generate(prompt="a red fox", model="gpt-image-1")
+    ```
 """
 
 from ._batch import (

@@ -16,7 +16,7 @@ the line stops new pulls instead of piling up results behind it.
 The engine's tasks run in a task group the iterator enters (``async with``, or the first
 ``__anext__``) and leaves when it ends or is closed, which cancels whatever is in flight:
 connections are dropped and upload files closed by the client's own cancellation paths.
-One item's failure is that item's :class:`BatchResult`; a programming error (a request of
+One item's failure is that item's ``BatchResult``; a programming error (a request of
 the wrong type, a bad ``key``, a failing iterable, a full disk) ends the batch with that
 exception.
 """
@@ -77,7 +77,7 @@ KeyFunction = Callable[[ImageRequest, int], str]
 """Names an item's output files: ``key(request, index)``."""
 
 ProgressCallback = Callable[["BatchProgress"], object]
-"""Called with a :class:`BatchProgress` after each item."""
+"""Called with a ``BatchProgress`` after each item."""
 
 _REQUEST_TYPES = (GenerateRequest, EditRequest, VariationRequest)
 _DONE = object()
@@ -167,7 +167,7 @@ class BatchSummary:
 
 @attrs.frozen(kw_only=True)
 class BatchReport:
-    """What :meth:`~openai_images.AsyncImagesClient.run_batch` returns.
+    """What ``run_batch`` returns.
 
     Attributes:
         results: Every result in input order (empty with ``keep_results=False``).
@@ -185,7 +185,7 @@ def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int)
 
 @attrs.frozen(kw_only=True)
 class BatchSettings:
-    """The options of one batch; see :meth:`~openai_images.AsyncImagesClient.map`."""
+    """The options of one batch; see ``map``."""
 
     concurrency: int = attrs.field(default=16, validator=_positive_int)
     ordered: bool = False
@@ -272,20 +272,22 @@ class _Requests:
 
 
 class AsyncBatchIterator:
-    """The results of :meth:`~openai_images.AsyncImagesClient.map`, as they finish.
+    """The results of ``map``, as they finish.
 
     Use it with ``async with``: leaving the block (a ``break``, an exception, a cancel)
     stops the batch at once and closes every connection and file. A bare ``async for``
-    works too when it runs to the end; to stop one early, call :meth:`aclose`.
+    works too when it runs to the end; to stop one early, call ``aclose``.
 
     With ``fail_fast=True`` the first failed result is handed over and then the iteration
     ends, the rest cancelled (no exception: the failure is in the result).
 
     Example:
-        >>> async with client.map(requests, concurrency=8) as results:  # doctest: +SKIP
-        ...     async for result in results:
-        ...         print(result.index, result.ok)
-        >>> results.summary()                                           # doctest: +SKIP
+        ```python
+        async with client.map(requests, concurrency=8) as results:
+            async for result in results:
+                print(result.index, result.ok)
+        results.summary()
+        ```
     """
 
     def __init__(
@@ -649,18 +651,20 @@ class _Run(Protocol):
 
 
 class BatchIterator:
-    """The results of :meth:`~openai_images.ImagesClient.map`, for synchronous code.
+    """The results of ``map``, for synchronous code.
 
     The batch runs on the client's background loop and each ``next()`` waits for one
     result (nothing is fetched ahead of the async batch's own window). Use it with
-    ``with`` (or call :meth:`close`): leaving early, an exception or Ctrl-C while waiting
+    ``with`` (or call ``close``): leaving early, an exception or Ctrl-C while waiting
     cancels the batch and closes its connections and files. ``requests`` is pulled, and
     ``on_progress`` called, on the background loop's thread.
 
     Example:
-        >>> with client.map(requests, output_dir="out") as results:  # doctest: +SKIP
-        ...     for result in results:
-        ...         print(result.index, result.paths)
+        ```python
+        with client.map(requests, output_dir="out") as results:
+            for result in results:
+                print(result.index, result.paths)
+        ```
     """
 
     def __init__(
@@ -748,7 +752,7 @@ class BatchIterator:
 class ProgressBar:
     """An ``on_progress`` callback that draws a tqdm bar; close it when the batch is done.
 
-    Make one with :func:`progress_bar`.
+    Make one with ``progress_bar``.
     """
 
     def __init__(self, *, total: int | None, desc: str, options: dict[str, Any]) -> None:
@@ -797,7 +801,9 @@ def progress_bar(*, total: int | None = None, desc: str = "images", **options: A
         **options: More ``tqdm`` arguments (``file=``, ``leave=``...).
 
     Example:
-        >>> with progress_bar(total=len(requests)) as bar:         # doctest: +SKIP
-        ...     report = await client.run_batch(requests, on_progress=bar)
+        ```python
+        with progress_bar(total=len(requests)) as bar:
+            report = await client.run_batch(requests, on_progress=bar)
+        ```
     """
     return ProgressBar(total=total, desc=desc, options=options)

@@ -115,7 +115,7 @@ class AsyncImagesClient:
         base_url: The API root, e.g. a local server's ``http://127.0.0.1:8000/v1``.
         organization: Sent as ``OpenAI-Organization``.
         project: Sent as ``OpenAI-Project``.
-        timeout: Seconds for a whole request, or a :class:`Timeout`.
+        timeout: Seconds for a whole request, or a ``Timeout``.
         max_retries: Retries after a connection error, a timeout, 408, 409, 429 or 5xx.
         default_headers: Headers added to every request.
         validate: Check requests against the contract's rules before sending them.
@@ -124,9 +124,11 @@ class AsyncImagesClient:
         max_response_bytes: A larger response fails rather than filling memory.
 
     Example:
-        >>> async with AsyncImagesClient() as client:               # doctest: +SKIP
-        ...     result = await client.generate(prompt="a red fox", model="gpt-image-1")
-        ...     result.data[0].save("fox.png")
+        ```python
+        async with AsyncImagesClient() as client:
+            result = await client.generate(prompt="a red fox", model="gpt-image-1")
+            result.data[0].save("fox.png")
+        ```
     """
 
     def __init__(
@@ -301,14 +303,16 @@ class AsyncImagesClient:
     ) -> ImagesResponse | AsyncImageStream[ImageGenStreamEvent]:
         """Create images from a prompt (``POST /images/generations``).
 
-        With ``stream=True`` (GPT image models) it returns an :class:`AsyncImageStream`
+        With ``stream=True`` (GPT image models) it returns an ``AsyncImageStream``
         of partial and completed events once the response has begun.
 
         Example:
-            >>> result = await client.generate(                     # doctest: +SKIP
-            ...     prompt="a watercolor lighthouse", model="gpt-image-1", size="1024x1536"
-            ... )
-            >>> result.data[0].save("lighthouse.png")               # doctest: +SKIP
+            ```python
+            result = await client.generate(
+                prompt="a watercolor lighthouse", model="gpt-image-1", size="1024x1536"
+            )
+            result.data[0].save("lighthouse.png")
+            ```
         """
         request = GenerateRequest(
             prompt=prompt,
@@ -426,9 +430,11 @@ class AsyncImagesClient:
         mask) instead: that request goes as JSON.
 
         Example:
-            >>> result = await client.edit(                         # doctest: +SKIP
-            ...     image=["soap.png", "candle.png"], prompt="a gift basket", model="gpt-image-1"
-            ... )
+            ```python
+            result = await client.edit(
+                image=["soap.png", "candle.png"], prompt="a gift basket", model="gpt-image-1"
+            )
+            ```
         """
         request = EditRequest(
             prompt=prompt,
@@ -477,7 +483,9 @@ class AsyncImagesClient:
         """Make variations of an image (``POST /images/variations``, dall-e-2).
 
         Example:
-            >>> result = await client.create_variation(image="cat.png", n=2)  # doctest: +SKIP
+            ```python
+            result = await client.create_variation(image="cat.png", n=2)
+            ```
         """
         request = VariationRequest(
             image=image, model=model, n=n, size=size, response_format=response_format, user=user
@@ -497,8 +505,10 @@ class AsyncImagesClient:
         """Send a request built beforehand and return its response.
 
         Example:
-            >>> request = GenerateRequest(prompt="a fox", model="gpt-image-1")  # doctest: +SKIP
-            >>> response = await client.send(request)                          # doctest: +SKIP
+            ```python
+            request = GenerateRequest(prompt="a fox", model="gpt-image-1")
+            response = await client.send(request)
+            ```
         """
         if getattr(request, "stream", None):
             raise ValueError("send() returns a whole response; use send_stream() for stream=True")
@@ -524,7 +534,9 @@ class AsyncImagesClient:
         the API's.
 
         Example:
-            >>> data = await client.download(result.data[0])       # doctest: +SKIP
+            ```python
+            data = await client.download(result.data[0])
+            ```
         """
         url = image if isinstance(image, str) else image.url
         if not url:
@@ -576,15 +588,17 @@ class AsyncImagesClient:
                 downloaded), then a marker ``.{key}.done`` listing them.
             resume: Skip (yield as ``skipped``) the items whose marker and files exist.
             key: ``key(request, index)`` names the files; the index as ``000042`` if unset.
-            on_progress: Called with a :class:`BatchProgress` after each item.
+            on_progress: Called with a ``BatchProgress`` after each item.
             fail_fast: End after the first failed result (the rest is cancelled).
             options: Per-request settings (timeout, retries, extra headers...).
 
         Example:
-            >>> requests = (GenerateRequest(prompt=p, model="gpt-image-1") for p in prompts)
-            >>> async with client.map(requests, output_dir="out") as results:  # doctest: +SKIP
-            ...     async for result in results:
-            ...         print(result.index, result.paths if result.ok else result.error)
+            ```python
+            requests = (GenerateRequest(prompt=p, model="gpt-image-1") for p in prompts)
+            async with client.map(requests, output_dir="out") as results:
+                async for result in results:
+                    print(result.index, result.paths if result.ok else result.error)
+            ```
         """
         settings = BatchSettings(
             concurrency=concurrency,
@@ -613,14 +627,16 @@ class AsyncImagesClient:
         options: RequestOptions | None = None,
         keep_results: bool = True,
     ) -> BatchReport:
-        """Run :meth:`map` to its end and return every result (in input order) and a summary.
+        """Run ``map`` to its end and return every result (in input order) and a summary.
 
         With ``keep_results=False`` only the summary is kept, so memory stays flat.
 
         Example:
-            >>> report = await client.run_batch(requests, output_dir="out")  # doctest: +SKIP
-            >>> report.summary.failed                                       # doctest: +SKIP
-            0
+            ```python
+            report = await client.run_batch(requests, output_dir="out")
+            report.summary.failed
+            # -> 0
+            ```
         """
         batch = self.map(
             requests,

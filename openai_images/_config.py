@@ -38,7 +38,7 @@ class Timeout:
 
     @classmethod
     def coerce(cls, value: float | Timeout | None, *, default: Timeout) -> Timeout:
-        """A :class:`Timeout` from a number of seconds (the total), a Timeout, or the default."""
+        """A ``Timeout`` from a number of seconds (the total), a Timeout, or the default."""
         if value is None:
             return default
         if isinstance(value, Timeout):

@@ -1,6 +1,6 @@
 """The one place where Python objects become wire data and back.
 
-:func:`make_converter` builds a private cattrs converter (never the global one):
+``make_converter`` builds a private cattrs converter (never the global one):
 
 - requests unstructure to the API's field names with unset (``None``) fields left out, so
   the API applies its own defaults; file fields are left to the multipart encoder;
@@ -181,7 +181,7 @@ def structure_response(
     request_id: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> ImagesResponse:
-    """Build an :class:`ImagesResponse` from decoded JSON and the HTTP exchange's metadata.
+    """Build an ``ImagesResponse`` from decoded JSON and the HTTP exchange's metadata.
 
     Raises:
         TypeError, ValueError, KeyError, cattrs.BaseValidationError: ``data`` is not a

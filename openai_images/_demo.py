@@ -140,7 +140,7 @@ def draw_products(folder: Path, *, size: int = _PHOTO_SIZE) -> tuple[list[Path],
     the mask's alpha is 0.
 
     Returns:
-        The photos' paths in :data:`PRODUCTS` order, and the mask's path.
+        The photos' paths in ``PRODUCTS`` order, and the mask's path.
     """
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -385,8 +385,10 @@ async def run_demo(
         The measurements of each step, in order.
 
     Example:
-        >>> import anyio
-        >>> results = anyio.run(run_demo)  # doctest: +SKIP
+        ```python
+        import anyio
+        results = anyio.run(run_demo)
+        ```
     """
     out = out if out is not None else sys.stdout
     folder = Path(output_dir)

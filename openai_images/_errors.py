@@ -1,6 +1,6 @@
 """The exceptions openai-images raises.
 
-Every exception the library raises on purpose derives from :class:`OpenAIImagesError`,
+Every exception the library raises on purpose derives from ``OpenAIImagesError``,
 so ``except OpenAIImagesError`` catches them all. aiohttp's exception types never reach
 the caller: the transport maps them onto this tree and chains the original as
 ``__cause__``.
@@ -24,7 +24,7 @@ the caller: the transport maps them onto this tree and chains the original as
             ├── RateLimitError                         429
             └── InternalServerError                    5xx
 
-Retries happen inside the client (see :mod:`openai_images._retry`); what reaches the
+Retries happen inside the client (see ``openai_images._retry``); what reaches the
 caller is the outcome of the last attempt.
 """
 

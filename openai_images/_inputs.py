@@ -1,10 +1,10 @@
 """Input images as sources that stream in chunks and, when they can, replay for a retry.
 
 An input is a path, ``bytes``, a binary file object, or ``(filename, content[,
-content_type])``. :func:`resolve_image` looks at it once before any upload (in a worker
-thread: stat, open, read the first :data:`~openai_images._sniff.HEAD_BYTES`) and refuses
+content_type])``. ``resolve_image`` looks at it once before any upload (in a worker
+thread: stat, open, read the first ``HEAD_BYTES``) and refuses
 what is not an image at all; the per-model rules judge the resulting
-:class:`~openai_images._sniff.ImageInfo` elsewhere. Nothing here holds a whole file in
+``ImageInfo`` elsewhere. Nothing here holds a whole file in
 memory, and every blocking read runs in a worker thread.
 
 Example:
@@ -61,7 +61,7 @@ class ImageSource:
     Attributes:
         info: What the image is: filename, content type, size and, when the header says,
             dimensions and alpha.
-        replayable: Whether :meth:`chunks` can start again from the beginning (false only
+        replayable: Whether ``chunks`` can start again from the beginning (false only
             for a file object that cannot seek, such as a pipe).
     """
 

@@ -2,7 +2,7 @@
 
 ``orjson.loads`` keeps a working copy of the whole document until it returns, so a 40 MB
 answer of ten ``b64_json`` images needs the body, that copy and the new strings at once:
-three times its size. :func:`loads` instead finds the members of the top-level object, and
+three times its size. ``loads`` instead finds the members of the top-level object, and
 the elements of its ``data`` array, with a few byte searches, and gives each to orjson on
 its own; each working copy is gone before the next one is made (sans-I/O: bytes in,
 objects out).

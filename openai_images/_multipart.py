@@ -1,9 +1,9 @@
 """``multipart/form-data`` bodies that stream their files instead of loading them.
 
-:class:`MultipartEncoder` is sans-I/O: it only turns names, values and file headers into
-bytes, so it is tested byte for byte. :func:`build_multipart` lays a request's fields and
-:class:`~openai_images._inputs.ImageSource` files out as a :class:`MultipartBody`, whose
-:meth:`~MultipartBody.stream` reads each file in chunks while the body is sent, and can
+``MultipartEncoder`` is sans-I/O: it only turns names, values and file headers into
+bytes, so it is tested byte for byte. ``build_multipart`` lays a request's fields and
+``ImageSource`` files out as a ``MultipartBody``, whose
+``stream`` reads each file in chunks while the body is sent, and can
 start again for a retry when every source can.
 
 Example:
@@ -36,8 +36,8 @@ _QUOTED = str.maketrans({"\\": "\\\\", '"': '\\"', "\r": "%0D", "\n": "%0A"})
 class MultipartEncoder:
     """Encodes the pieces of one ``multipart/form-data`` body (sans-I/O).
 
-    A body is the text parts from :meth:`field`, then for each file :meth:`file_header`,
-    the file's bytes and :meth:`file_footer`, and last :meth:`close`.
+    A body is the text parts from ``field``, then for each file ``file_header``,
+    the file's bytes and ``file_footer``, and last ``close``.
 
     Args:
         boundary: The part delimiter; random unless given (tests pin it).
@@ -100,8 +100,8 @@ class MultipartEncoder:
         """The whole body's length, or ``None`` when some file's size is unknown.
 
         Args:
-            fields: The encoded text parts (from :meth:`field`).
-            files: Each file part's encoded header (from :meth:`file_header`) and its
+            fields: The encoded text parts (from ``field``).
+            files: Each file part's encoded header (from ``file_header``) and its
                 content's size.
 
         Example:
@@ -153,7 +153,7 @@ class MultipartBody:
         content_type: The ``Content-Type`` header value, boundary included.
         content_length: The body's length in bytes, or ``None`` when a file's size is
             unknown (then it goes with chunked transfer encoding).
-        replayable: Whether :meth:`stream` can run again (for a retry).
+        replayable: Whether ``stream`` can run again (for a retry).
     """
 
     content_type: str

@@ -1,6 +1,6 @@
 """The rate limiter one batch shares: when may the next attempt go out?
 
-Every attempt of every item in a batch asks the same :class:`BatchLimiter` first, so one
+Every attempt of every item in a batch asks the same ``BatchLimiter`` first, so one
 rate limit answer slows the whole batch down, not just the request that got it. It
 combines four rules, and an attempt waits for the strictest:
 
@@ -23,9 +23,9 @@ Before the first answer the limiter knows nothing, so the first wave goes out wh
 the budget is smaller, its 429s are retried once the pause and the budget allow (waiting
 for the limiter does not use up an item's retries).
 
-:class:`Pacer` is the decision logic with an injected clock and no I/O (unit-tested with a
-fake clock); :class:`BatchLimiter` waits on it; :class:`ItemAttempts` is the
-:class:`~openai_images._client.ExchangeObserver` given to each item's request, which also
+``Pacer`` is the decision logic with an injected clock and no I/O (unit-tested with a
+fake clock); ``BatchLimiter`` waits on it; ``ItemAttempts`` is the
+``ExchangeObserver`` given to each item's request, which also
 counts its retries.
 """
 
@@ -61,8 +61,8 @@ def _count(text: str | None) -> int | None:
 class Pacer:
     """The limiter's decisions, with an injected clock and no waiting.
 
-    Ask :meth:`delay` how long the next attempt must wait; when it is 0, :meth:`start` the
-    attempt and keep its number, then :meth:`record` its outcome with that number (every
+    Ask ``delay`` how long the next attempt must wait; when it is 0, ``start`` the
+    attempt and keep its number, then ``record`` its outcome with that number (every
     started attempt must be recorded once, even one cut short, with ``status=None``).
 
     Args:
@@ -140,7 +140,7 @@ class Pacer:
         return wait
 
     def start(self) -> int:
-        """Count an attempt as started now and return its number (for :meth:`record`)."""
+        """Count an attempt as started now and return its number (for ``record``)."""
         now = self._clock()
         if self._interval:
             self._cap_next = max(self._cap_next, now) + self._interval
@@ -201,15 +201,17 @@ class Pacer:
 
 
 class BatchLimiter:
-    """A :class:`Pacer` that tasks wait on: attempts queue in order and start when allowed.
+    """A ``Pacer`` that tasks wait on: attempts queue in order and start when allowed.
 
     Create it inside the event loop that uses it.
 
     Example:
-        >>> async def send(limiter):                                # doctest: +SKIP
-        ...     seq = await limiter.acquire()
-        ...     response = await post(...)
-        ...     limiter.record(seq, status=response.status, headers=response.headers)
+        ```python
+        async def send(limiter):
+            seq = await limiter.acquire()
+            response = await post(...)
+            limiter.record(seq, status=response.status, headers=response.headers)
+        ```
     """
 
     def __init__(self, *, requests_per_minute: float | None = None) -> None:
@@ -241,7 +243,7 @@ class BatchLimiter:
 class ItemAttempts:
     """The observer of one item's request: asks the shared limiter, counts the attempts.
 
-    Call :meth:`close` when the request is over, so that an attempt cut short (cancelled,
+    Call ``close`` when the request is over, so that an attempt cut short (cancelled,
     or failed without an answer) still gives its place back.
     """
 

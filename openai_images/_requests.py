@@ -102,8 +102,8 @@ class EditRequest:
     """A request to ``POST /images/edits``.
 
     Give ``image`` (one input, or a list of up to 16) for a multipart upload, or ``images``
-    (a list of :class:`ImageRef`) for a JSON edit by reference. ``mask`` is an input for
-    multipart edits and an :class:`ImageRef` for JSON edits.
+    (a list of ``ImageRef``) for a JSON edit by reference. ``mask`` is an input for
+    multipart edits and an ``ImageRef`` for JSON edits.
 
     Example:
         >>> EditRequest(image=["a.png", "b.png"], prompt="put them in a basket").image_count

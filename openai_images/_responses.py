@@ -88,8 +88,10 @@ class _HasImageData:
         """Write the image to ``path`` atomically and return the path.
 
         Example:
-            >>> Image(b64_json="aGk=").save(tmp_path / "out.png").read_bytes()  # doctest: +SKIP
-            b'hi'
+            ```python
+            Image(b64_json="aGk=").save(tmp_path / "out.png").read_bytes()
+            # -> b'hi'
+            ```
         """
         return write_atomically(path, self.content())
 

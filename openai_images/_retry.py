@@ -116,7 +116,7 @@ def retry_delay(
         policy: The limits.
         attempt: ``0`` before the first retry, ``1`` before the second, and so on.
         headers: The headers of the response being retried, if any.
-        now: The current unix time, for ``retry-after`` dates; :func:`time.time` if ``None``.
+        now: The current unix time, for ``retry-after`` dates; ``time.time`` if ``None``.
         rng: Gives a float in ``[0, 1)``; fixed in tests.
 
     Example:

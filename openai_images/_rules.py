@@ -1,12 +1,12 @@
 """The contract's per-model rules, as data, and the checks that read them.
 
-One table (:data:`MODELS`) says what each model accepts. The client checks a request
+One table (``MODELS``) says what each model accepts. The client checks a request
 against it before any network I/O; the local server checks what arrives against the same
 table and answers with the API's error shape. A model the table does not know skips the
 model rules (the API grows) but still gets the bounds the schema itself sets.
 
-The checks are pure: they take a request (and, for uploads, :class:`ImageInfo` facts
-about each file) and return every :class:`Violation`, or an empty list.
+The checks are pure: they take a request (and, for uploads, ``ImageInfo`` facts
+about each file) and return every ``Violation``, or an empty list.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def ensure_valid(
     images: Sequence[ImageInfo] = (),
     mask: ImageInfo | None = None,
 ) -> None:
-    """Raise :class:`RequestValidationError` if the request or its images break a rule."""
+    """Raise ``RequestValidationError`` if the request or its images break a rule."""
     violations = check(request)
     if images or mask is not None:
         violations += check_images(request, images, mask)
@@ -211,7 +211,7 @@ def ensure_valid(
 
 
 def check(request: ImageRequest) -> list[Violation]:
-    """Every rule the request's own fields break (its files are checked by :func:`check_images`).
+    """Every rule the request's own fields break (its files are checked by ``check_images``).
 
     Example:
         >>> [v.param for v in check(GenerateRequest(prompt="x", model="dall-e-3", n=2))]

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 HEAD_BYTES = 64 * 1024
-"""How much of a file :func:`sniff` wants to see: enough for JPEG's EXIF before its SOF."""
+"""How much of a file ``sniff`` wants to see: enough for JPEG's EXIF before its SOF."""
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 """The file extension (without its dot) for each image type the API takes."""
@@ -64,7 +64,7 @@ class _Sniffed:
 
 
 def sniff(head: bytes, *, filename: str, size: int | None = None) -> ImageInfo:
-    """Describe an image from its first bytes (ideally :data:`HEAD_BYTES` of them).
+    """Describe an image from its first bytes (ideally ``HEAD_BYTES`` of them).
 
     Example:
         >>> png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000100000000808060000001f")

@@ -43,10 +43,10 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Turn the bytes of a ``text/event-stream`` into :class:`ServerSentEvent` objects.
+    """Turn the bytes of a ``text/event-stream`` into ``ServerSentEvent`` objects.
 
     Feed it the chunks in order, split anywhere (even inside a UTF-8 character or a CRLF),
-    then call :meth:`close` at the end of the input.
+    then call ``close`` at the end of the input.
 
     Example:
         >>> decoder = SSEDecoder()

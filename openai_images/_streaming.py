@@ -1,7 +1,7 @@
 """Streamed generations and edits: response bytes in, typed events out.
 
 The stream reads the body only as the caller asks for events, decodes it with the sans-I/O
-:class:`~openai_images._sse.SSEDecoder`, and closes the connection when the caller leaves
+``SSEDecoder``, and closes the connection when the caller leaves
 early. The kind of each event comes from ``data.type``; the ``event:`` line is ignored, as
 the contract asks.
 """
@@ -46,7 +46,7 @@ def error_from_payload(
     request_id: str | None,
     headers: Mapping[str, str] | None = None,
 ) -> APIStatusError:
-    """The :class:`APIStatusError` subclass for an API error body ``{"error": {...}}``."""
+    """The ``APIStatusError`` subclass for an API error body ``{"error": {...}}``."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
         error = {}
@@ -79,17 +79,19 @@ class AsyncImageStream(Generic[E]):
     """The events of a streamed generation or edit.
 
     Iterate it with ``async for``; use it as an async context manager (or call
-    :meth:`aclose`) to close the connection when you stop early.
+    ``aclose``) to close the connection when you stop early.
 
     Attributes:
         request_id: The response's ``x-request-id``.
         headers: The response headers.
 
     Example:
-        >>> async with await client.generate(prompt="a fox", model="gpt-image-1",
-        ...                                  stream=True, partial_images=2) as stream:
-        ...     async for event in stream:                       # doctest: +SKIP
-        ...         event.save(f"fox-{event.type}.png")
+        ```python
+        async with await client.generate(prompt="a fox", model="gpt-image-1",
+                                         stream=True, partial_images=2) as stream:
+            async for event in stream:
+                event.save(f"fox-{event.type}.png")
+        ```
     """
 
     def __init__(self, exchange: StreamingExchange) -> None:

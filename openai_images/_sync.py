@@ -202,10 +202,12 @@ class ImageStream(Generic[E]):
     """A streamed generation or edit for synchronous code: iterate it, then close it.
 
     Example:
-        >>> with client.generate(prompt="a fox", model="gpt-image-1", stream=True,
-        ...                      partial_images=2) as stream:       # doctest: +SKIP
-        ...     for event in stream:
-        ...         print(event.type)
+        ```python
+        with client.generate(prompt="a fox", model="gpt-image-1", stream=True,
+                             partial_images=2) as stream:
+            for event in stream:
+                print(event.type)
+        ```
     """
 
     def __init__(self, stream: AsyncImageStream[E], runner: _Runner) -> None:
@@ -242,12 +244,14 @@ class ImageStream(Generic[E]):
 class ImagesClient:
     """A synchronous client for the OpenAI Images API, with the async client's methods.
 
-    It takes the same arguments as :class:`AsyncImagesClient` and is safe to share
+    It takes the same arguments as ``AsyncImagesClient`` and is safe to share
     between threads. Close it when done (``with`` does it for you).
 
     Example:
-        >>> with ImagesClient() as client:                          # doctest: +SKIP
-        ...     client.generate(prompt="a red fox", model="gpt-image-1").data[0].save("fox.png")
+        ```python
+        with ImagesClient() as client:
+            client.generate(prompt="a red fox", model="gpt-image-1").data[0].save("fox.png")
+        ```
     """
 
     def __init__(
@@ -393,7 +397,7 @@ class ImagesClient:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> ImagesResponse | ImageStream[ImageGenStreamEvent]:
-        """Create images from a prompt; see :meth:`AsyncImagesClient.generate`."""
+        """Create images from a prompt; see ``AsyncImagesClient.generate``."""
         request = GenerateRequest(
             prompt=prompt,
             model=model,
@@ -502,7 +506,7 @@ class ImagesClient:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> ImagesResponse | ImageStream[ImageEditStreamEvent]:
-        """Edit or combine images; see :meth:`AsyncImagesClient.edit`."""
+        """Edit or combine images; see ``AsyncImagesClient.edit``."""
         request = EditRequest(
             prompt=prompt,
             image=image,
@@ -547,7 +551,7 @@ class ImagesClient:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> ImagesResponse:
-        """Make variations of an image; see :meth:`AsyncImagesClient.create_variation`."""
+        """Make variations of an image; see ``AsyncImagesClient.create_variation``."""
         return self._runner.run(
             self._async.create_variation,
             image=image,
@@ -566,7 +570,7 @@ class ImagesClient:
     def send(
         self, request: ImageRequest, *, options: RequestOptions | None = None
     ) -> ImagesResponse:
-        """Send a request built beforehand; see :meth:`AsyncImagesClient.send`."""
+        """Send a request built beforehand; see ``AsyncImagesClient.send``."""
         return self._runner.run(self._async.send, request, options=options)
 
     def send_stream(
@@ -575,12 +579,12 @@ class ImagesClient:
         *,
         options: RequestOptions | None = None,
     ) -> ImageStream[Any]:
-        """Send a streamed request built beforehand; see :meth:`AsyncImagesClient.send_stream`."""
+        """Send a streamed request built beforehand; see ``AsyncImagesClient.send_stream``."""
         stream = self._runner.run(self._async.send_stream, request, options=options)
         return ImageStream(stream, self._runner)
 
     def download(self, image: Image | str, *, timeout: float | Timeout | None = None) -> bytes:
-        """Fetch a ``url`` result's bytes; see :meth:`AsyncImagesClient.download`."""
+        """Fetch a ``url`` result's bytes; see ``AsyncImagesClient.download``."""
         return self._runner.run(self._async.download, image, timeout=timeout)
 
     def map(
@@ -597,16 +601,18 @@ class ImagesClient:
         fail_fast: bool = False,
         options: RequestOptions | None = None,
     ) -> BatchIterator:
-        """Send many requests at once and iterate the results; see :meth:`AsyncImagesClient.map`.
+        """Send many requests at once and iterate the results; see ``AsyncImagesClient.map``.
 
         The batch runs on the background loop (``requests`` is pulled, and ``on_progress``
         called, from its thread). Close the iterator, or use ``with``: leaving early or
         Ctrl-C cancels the rest of the batch.
 
         Example:
-            >>> with client.map(requests, output_dir="out") as results:  # doctest: +SKIP
-            ...     for result in results:
-            ...         print(result.index, result.ok)
+            ```python
+            with client.map(requests, output_dir="out") as results:
+                for result in results:
+                    print(result.index, result.ok)
+            ```
         """
         batch = functools.partial(
             self._async.map,
@@ -640,7 +646,7 @@ class ImagesClient:
         options: RequestOptions | None = None,
         keep_results: bool = True,
     ) -> BatchReport:
-        """Run a whole batch; see :meth:`AsyncImagesClient.run_batch`."""
+        """Run a whole batch; see ``AsyncImagesClient.run_batch``."""
         return self._runner.run(
             self._async.run_batch,
             requests,

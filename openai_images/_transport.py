@@ -1,8 +1,8 @@
 """The one module of the client that speaks aiohttp.
 
 It owns the connection pool (one ``aiohttp.ClientSession`` per client, made on first use
-inside the running loop), turns our :class:`Timeout` into aiohttp's, streams request bodies,
-and maps every aiohttp failure onto :mod:`openai_images._errors`, so no aiohttp type
+inside the running loop), turns our ``Timeout`` into aiohttp's, streams request bodies,
+and maps every aiohttp failure onto ``openai_images._errors``, so no aiohttp type
 reaches the caller. It knows nothing of retries or of the Images API.
 """
 

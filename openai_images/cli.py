@@ -442,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program's name (default: ``sys.argv[1:]``).
 
     Example:
-        >>> main(["generate", "a red fox", "--model", "gpt-image-1"])  # doctest: +SKIP
-        0
+        ```python
+        main(["generate", "a red fox", "--model", "gpt-image-1"])
+        # -> 0
+        ```
     """
     parser = build_parser()
     try:
@@ -553,8 +555,8 @@ def slug(text: str, *, limit: int = 40) -> str:
 class Outputs:
     """Where a command's images go: ``{directory}/{prefix}-{label}.{ext}``.
 
-    Nothing existing is replaced unless ``overwrite``: :meth:`check_free` (blocking) fails
-    before a request is sent when a predicted name is taken, and :meth:`save` checks again.
+    Nothing existing is replaced unless ``overwrite``: ``check_free`` (blocking) fails
+    before a request is sent when a predicted name is taken, and ``save`` checks again.
     """
 
     def __init__(self, directory: Path, prefix: str, *, overwrite: bool) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from openai_images import AsyncImagesClient, ImageRef, __version__
@@ -99,7 +101,9 @@ async def test_every_input_kind_and_sixteen_images_with_a_mask(
     contents = [make_png(16 + i, 16 + i) for i in range(16)]
     for i, data in enumerate(contents):
         (tmp_path / f"in{i}.png").write_bytes(data)
-    with open(tmp_path / "in3.png", "rb") as opened:
+    # A real binary file object, opened off the event loop as the library itself would.
+    raw = await anyio.to_thread.run_sync(functools.partial(open, tmp_path / "in3.png", "rb"))
+    with raw as opened:
         inputs: list[object] = [
             str(tmp_path / "in0.png"),
             tmp_path / "in1.png",

@@ -2,16 +2,18 @@
 
 Think moto, but real HTTP on 127.0.0.1: any client (this library's, the official SDK,
 curl) sees the API's routes, validation, errors, headers, streams and rate limits, and gets
-real PNG, JPEG or WebP images back. Faults are scripted from Python with :class:`Fault`.
+real PNG, JPEG or WebP images back. Faults are scripted from Python with ``Fault``.
 Needs Pillow (``pip install 'openai-images[server]'``).
 
 Example:
-    >>> async with LocalImagesServer() as server:  # doctest: +SKIP
-    ...     async with openai_images.AsyncImagesClient(api_key="k", base_url=server.base_url) as c:
-    ...         server.inject(Fault(kind="status", status=503))
-    ...         result = await c.generate(prompt="a fox", model="dall-e-2", size="256x256")
-    ...     server.requests[-1].fields["prompt"]
-    'a fox'
+    ```python
+    async with LocalImagesServer() as server:
+        async with openai_images.AsyncImagesClient(api_key="k", base_url=server.base_url) as c:
+            server.inject(Fault(kind="status", status=503))
+            result = await c.generate(prompt="a fox", model="dall-e-2", size="256x256")
+        server.requests[-1].fields["prompt"]
+    # -> 'a fox'
+    ```
 """
 
 from ._faults import Fault

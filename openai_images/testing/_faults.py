@@ -1,6 +1,6 @@
 """Scripted faults for the local server: what goes wrong, for which requests, how often.
 
-A :class:`Fault` describes one misbehaviour; the server keeps them in a :class:`FaultQueue`
+A ``Fault`` describes one misbehaviour; the server keeps them in a ``FaultQueue``
 and each request takes the first one that fits it. Faults act at one of three moments,
 so each waits for a request it can act on:
 

@@ -1,7 +1,7 @@
 """Real images for the local Images server, made with Pillow (synchronous and CPU-bound).
 
 The server calls these functions through ``anyio.to_thread.run_sync``. Everything comes from
-the :class:`RenderJob` alone, so one job always gives the same bytes: colours come from a hash
+the ``RenderJob`` alone, so one job always gives the same bytes: colours come from a hash
 of the prompt, the layout from ``random.Random`` seeded with the job's seed and the image's
 index, and the encoders run with fixed settings and without metadata.
 
@@ -137,7 +137,7 @@ def render(job: RenderJob) -> list[bytes]:
 
 
 def render_partials(job: RenderJob, *, index: int, count: int) -> list[bytes]:
-    """Make ``count`` partial images, each closer to image ``index`` of :func:`render`.
+    """Make ``count`` partial images, each closer to image ``index`` of ``render``.
 
     They are the final image pixelated less and less, at its size and in its format.
 
@@ -162,7 +162,7 @@ def inspect_image(path: Path) -> tuple[str, int, int, bool]:
         ``(content_type, width, height, has_alpha)``, e.g. ``("image/png", 1024, 1024, True)``.
 
     Raises:
-        ImageDecodeError: Pillow cannot read it, or it is larger than :data:`MAX_INPUT_PIXELS`.
+        ImageDecodeError: Pillow cannot read it, or it is larger than ``MAX_INPUT_PIXELS``.
     """
 
     def facts(picture: ImageFile.ImageFile) -> tuple[str, int, int, bool]:

@@ -8,9 +8,9 @@ the same way.
 
 What arrived is then structured into ``GenerateRequest`` / ``EditRequest`` /
 ``VariationRequest`` by a converter built from the client's own
-(:func:`openai_images._converter.make_converter`), taught two things the client never
+(``openai_images._converter.make_converter``), taught two things the client never
 needs: file fields arrive as spooled paths, and unknown fields are refused. Its errors
-become :class:`Rejection` s naming the offending ``param``.
+become ``Rejection`` s naming the offending ``param``.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def format_duration(seconds: float) -> str:
 class TokenBucket:
     """A bucket of ``capacity`` tokens, refilled continuously at ``per_second``.
 
-    It starts full. :meth:`take` and :meth:`charge` are the only ways tokens leave.
+    It starts full. ``take`` and ``charge`` are the only ways tokens leave.
 
     Example:
         >>> now = [0.0]
@@ -100,7 +100,7 @@ class TokenBucket:
 
     @property
     def level(self) -> float:
-        """The tokens in the bucket now (negative after a :meth:`charge` beyond it)."""
+        """The tokens in the bucket now (negative after a ``charge`` beyond it)."""
         self._refill()
         return self._level
 

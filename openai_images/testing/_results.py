@@ -1,7 +1,7 @@
 """What the local server makes for a valid request, and the answers that carry it (sans-I/O).
 
-:func:`make_plan` resolves everything the API leaves to itself (the model's defaults,
-``auto`` sizes, qualities and backgrounds) into a :class:`Plan`: the render job, the
+``make_plan`` resolves everything the API leaves to itself (the model's defaults,
+``auto`` sizes, qualities and backgrounds) into a ``Plan``: the render job, the
 fields the answer reports, a ``revised_prompt`` for dall-e-3 and plausible token counts
 for GPT image models. The answer objects are the client's own response and event
 classes, turned into wire JSON by the shared converter.

@@ -183,12 +183,12 @@ class _FileStore:
 class LocalImagesServer:
     """A real HTTP server that answers like the OpenAI Images API, with real images.
 
-    Use it as an async context manager, or with :meth:`start` and :meth:`aclose`; from
-    synchronous code, use :meth:`in_thread`.
+    Use it as an async context manager, or with ``start`` and ``aclose``; from
+    synchronous code, use ``in_thread``.
 
     Args:
         host: The address to listen on.
-        port: The port; 0 picks a free one (see :attr:`base_url`).
+        port: The port; 0 picks a free one (see ``base_url``).
         api_keys: The keys that pass; ``None`` lets any non-empty bearer key through.
         latency: Seconds added before each image request is answered.
         requests_per_minute: An enforced request limit (a token bucket holding a minute's
@@ -198,15 +198,17 @@ class LocalImagesServer:
         max_body_bytes: Larger bodies get a 413.
         url_ttl: Seconds a ``url`` result stays downloadable.
         access_log: Log each request through aiohttp's access logger.
-        shutdown_timeout: Seconds :meth:`aclose` lets unfinished requests run.
-        max_recorded: How many requests :attr:`requests` keeps (the newest).
+        shutdown_timeout: Seconds ``aclose`` lets unfinished requests run.
+        max_recorded: How many requests ``requests`` keeps (the newest).
         clock: The monotonic clock of the rate limits and ``url`` expiry (for tests).
         tmp_dir: Where uploads are spooled; the system's temporary folder by default.
 
     Example:
-        >>> async with LocalImagesServer() as server:  # doctest: +SKIP
-        ...     client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
-        ...     server.inject(Fault(kind="status", status=503))
+        ```python
+        async with LocalImagesServer() as server:
+            client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
+            server.inject(Fault(kind="status", status=503))
+        ```
     """
 
     def __init__(
@@ -252,7 +254,7 @@ class LocalImagesServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start listening; :attr:`base_url` is known from then on."""
+        """Start listening; ``base_url`` is known from then on."""
         if self._runner is not None:
             raise RuntimeError("the server is already running")
         runner = web.AppRunner(
@@ -300,12 +302,14 @@ class LocalImagesServer:
     def in_thread(cls, **kwargs: Any) -> Iterator[LocalImagesServer]:
         """Run a server on its own event loop in a background thread, for synchronous code.
 
-        Takes the same keyword arguments as the class. :attr:`requests`, :meth:`inject`
-        and :meth:`clear` are safe to use from the calling thread.
+        Takes the same keyword arguments as the class. ``requests``, ``inject``
+        and ``clear`` are safe to use from the calling thread.
 
         Example:
-            >>> with LocalImagesServer.in_thread(latency=0.1) as server:  # doctest: +SKIP
-            ...     openai.OpenAI(api_key="k", base_url=server.base_url).images.generate(...)
+            ```python
+            with LocalImagesServer.in_thread(latency=0.1) as server:
+                openai.OpenAI(api_key="k", base_url=server.base_url).images.generate(...)
+            ```
         """
         server = cls(**kwargs)
         with (
@@ -344,7 +348,9 @@ class LocalImagesServer:
         """Queue faults for the next matching requests (thread-safe).
 
         Example:
-            >>> server.inject(Fault(kind="status", status=503, times=2))  # doctest: +SKIP
+            ```python
+            server.inject(Fault(kind="status", status=503, times=2))
+            ```
         """
         for fault in faults:
             self._faults.add(fault)
@@ -820,10 +826,12 @@ async def serve_forever(
 
     Args:
         on_ready: Called with the running server once it listens, e.g. to print its
-            :attr:`~LocalImagesServer.base_url`.
+            ``base_url``.
 
     Example:
-        >>> anyio.run(functools.partial(serve_forever, port=8000, on_ready=print))  # doctest: +SKIP
+        ```python
+        anyio.run(functools.partial(serve_forever, port=8000, on_ready=print))
+        ```
     """
     server = LocalImagesServer(
         host=host,

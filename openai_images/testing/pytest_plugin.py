@@ -1,8 +1,8 @@
 """pytest fixtures for the local Images server, registered as the ``openai_images`` plugin.
 
-- ``images_server``: a running :class:`~openai_images.testing.LocalImagesServer` (async:
+- ``images_server``: a running ``LocalImagesServer`` (async:
   use it from ``@pytest.mark.anyio`` tests);
-- ``images_client``: an :class:`~openai_images.AsyncImagesClient` pointed at it, with the
+- ``images_client``: an ``AsyncImagesClient`` pointed at it, with the
   key ``"test-key"``;
 - ``images_server_thread``: a server on its own event loop in a background thread, for
   synchronous tests.
@@ -11,10 +11,12 @@ Everything is imported inside the fixtures, so the plugin loads (and pytest star
 where Pillow, which the server needs, is not installed.
 
 Example:
-    >>> @pytest.mark.anyio  # doctest: +SKIP
-    ... async def test_fox(images_client, images_server):
-    ...     await images_client.generate(prompt="a fox", model="dall-e-2", size="256x256")
-    ...     assert images_server.requests[-1].fields["prompt"] == "a fox"
+    ```python
+    @pytest.mark.anyio
+    async def test_fox(images_client, images_server):
+        await images_client.generate(prompt="a fox", model="dall-e-2", size="256x256")
+        assert images_server.requests[-1].fields["prompt"] == "a fox"
+    ```
 """
 
 from __future__ import annotations
