@@ -757,7 +757,7 @@ class ProgressBar:
 
     def __init__(self, *, total: int | None, desc: str, options: dict[str, Any]) -> None:
         try:
-            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no types
         except ImportError as error:
             raise ImportError(
                 "progress_bar() draws with tqdm, which is not installed: "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import io
 import itertools
@@ -36,6 +35,7 @@ from openai_images.testing import Fault, LocalImagesServer
 
 from .images import make_png
 from .recorder import OK_BODY, Recorder, Reply
+from .resources import files_open, open_fds
 
 pytestmark = pytest.mark.anyio
 
@@ -134,11 +134,6 @@ def counted(requests: Iterator[ImageRequest]) -> tuple[list[int], Iterator[Image
             yield request
 
     return pulled, generate()
-
-
-def open_fds() -> int:
-    """How many file descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
 
 
 # -- results, order and laziness -----------------------------------------------------------
@@ -347,7 +342,7 @@ async def test_a_failing_iterable_ends_the_batch_with_its_own_error(
 async def test_an_item_of_the_wrong_type_is_a_type_error(client: AsyncImagesClient) -> None:
     """A batch refuses anything but the three request classes."""
     with pytest.raises(TypeError, match="at index 1"):
-        await client.run_batch([generation(0), {"prompt": "a dict"}])  # type: ignore[list-item]
+        await client.run_batch([generation(0), {"prompt": "a dict"}])  # type: ignore[list-item]  # on purpose
 
 
 @pytest.mark.parametrize(
@@ -510,15 +505,6 @@ def large_png(path: Path) -> Path:
     """A PNG header then 8 MB of noise: more than the socket buffers hold, so it stays open."""
     path.write_bytes(make_png(64, 64) + os.urandom(8 << 20))
     return path
-
-
-def files_open(path: Path) -> int:
-    """How many of this process's descriptors point at ``path``."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-    return count
 
 
 async def test_cancelling_a_batch_of_uploads_closes_every_connection_and_file(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from openai_images import (
 )
 from openai_images.testing import LocalImagesServer
 
+from .resources import open_fds
+
 KEY = "test-key"
 
 
@@ -28,11 +29,6 @@ def generation(index: int) -> GenerateRequest:
     return GenerateRequest(
         prompt=f"item {index}", model="dall-e-2", size="256x256", response_format="b64_json"
     )
-
-
-def open_fds() -> int:
-    """How many file descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from openai_images import _inputs
 from openai_images._errors import RequestValidationError
 from openai_images._inputs import ImageSource, resolve_image, resolve_images
 
+from .resources import OneWayStream, open_fds
+
 
 def encode(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGBA") -> bytes:
     """A small image made with Pillow."""
@@ -36,28 +38,6 @@ async def read_all(source: ImageSource, chunk_size: int = 1000) -> bytes:
         assert 0 < len(chunk) <= chunk_size
         out += chunk
     return bytes(out)
-
-
-def open_fds() -> int:
-    """How many file descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
-
-
-class OneWayStream(io.RawIOBase):
-    """A non-seekable raw stream that hands out at most 1000 bytes per read, like a pipe."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        """It can be read."""
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Copy at most 1000 bytes into ``buffer``."""
-        piece = self._data.read(min(len(buffer), 1000))
-        buffer[: len(piece)] = piece
-        return len(piece)
 
 
 @pytest.fixture
@@ -278,7 +258,7 @@ async def test_closed_and_write_only_files(tmp_path: Path) -> None:
 async def test_text_mode_file(png_path: Path) -> None:
     """A file opened in text mode is a programming error: TypeError."""
     with png_path.open(encoding="latin-1") as text, pytest.raises(TypeError, match="'rb'"):
-        await resolve_image(text, param="image")  # type: ignore[arg-type]
+        await resolve_image(text, param="image")  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 @pytest.mark.anyio
@@ -376,4 +356,4 @@ async def test_resolve_images_reports_every_refused_input(
 async def test_resolve_images_type_error_before_any_io() -> None:
     """A wrong Python type among the inputs raises TypeError, not an exception group."""
     with pytest.raises(TypeError):
-        await resolve_images([PNG, 3], param="image", listed=True)  # type: ignore[list-item]
+        await resolve_images([PNG, 3], param="image", listed=True)  # type: ignore[list-item]  # on purpose

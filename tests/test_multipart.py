@@ -6,7 +6,6 @@ import email.parser
 import email.policy
 import gc
 import io
-import os
 import tracemalloc
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,6 +19,8 @@ from PIL import Image
 
 from openai_images._inputs import resolve_image
 from openai_images._multipart import MultipartBody, MultipartEncoder, build_multipart
+
+from .resources import OneWayStream, open_fds
 
 
 def encode(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGBA") -> bytes:
@@ -54,28 +55,6 @@ async def collect(body: MultipartBody, chunk_size: int = 1024) -> bytes:
         assert 0 < len(chunk) <= chunk_size
         out += chunk
     return bytes(out)
-
-
-def open_fds() -> int:
-    """How many file descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
-
-
-class OneWayStream(io.RawIOBase):
-    """A readable stream that cannot seek."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        """It can be read."""
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Copy the next bytes into ``buffer``."""
-        piece = self._data.read(len(buffer))
-        buffer[: len(piece)] = piece
-        return len(piece)
 
 
 def test_encoder_writes_the_expected_body() -> None:

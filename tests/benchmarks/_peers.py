@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import aiohttp
 import anyio
 import orjson
-import psutil  # type: ignore[import-untyped]
+import psutil  # type: ignore[import-untyped]  # psutil ships no types
 
 from tests.images import make_png
 
@@ -235,7 +235,7 @@ class RawAiohttp:
         with contextlib.ExitStack() as stack:
             for path in paths:
                 # Opening is instant; the peer is as plain as aiohttp users write it.
-                file = stack.enter_context(open(path, "rb"))  # noqa: ASYNC230
+                file = stack.enter_context(open(path, "rb"))  # noqa: ASYNC230  # the raw-aiohttp peer, as users write it
                 form.add_field(
                     "image[]", file, filename=os.path.basename(path), content_type="image/png"
                 )

@@ -8,7 +8,6 @@ extra thread. Waits are bounded by a generous guard against hangs; nothing is ti
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +21,7 @@ from openai_images import AsyncImagesClient, BatchResult, GenerateRequest, Image
 from openai_images.testing import Fault, LocalImagesServer
 from tests.images import make_png
 from tests.recorder import Recorder
+from tests.resources import files_open
 
 from .conftest import (
     HANG_GUARD,
@@ -43,15 +43,6 @@ def big_image(tmp_path: Path) -> Path:
     path = tmp_path / "big.png"
     path.write_bytes(make_png(64, 64) + b"\0" * UPLOAD_BYTES)
     return path
-
-
-def files_open(path: Path) -> int:
-    """How many of this process's descriptors point at ``path``."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-    return count
 
 
 @pytest.fixture
