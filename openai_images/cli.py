@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import math
 import os
@@ -463,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], Awaitable[int]] = args.run
     try:
         return anyio.run(run, args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Before Python 3.11, Ctrl-C surfaces from anyio.run as the main task's cancellation.
         if args.command == "serve":
             # Ctrl-C is how a server is meant to stop.
             print("stopped", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -156,7 +157,7 @@ async def test_delay_headers_holds_the_answer(
 ) -> None:
     """A client that waits less than the delay times out; the next request is served."""
     server.inject(Fault(kind="delay_headers", delay=30))
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin one before 3.11
         async with http.post(
             f"{server.base_url}/images/generations",
             json=BODY,
@@ -177,7 +178,7 @@ async def test_stall_body_stops_after_part_of_the_body(
         timeout=aiohttp.ClientTimeout(sock_read=0.2),
     ) as response:
         assert response.status == 200
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):  # not the builtin one before 3.11
             await response.read()
 
 
