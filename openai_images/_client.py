@@ -710,22 +710,24 @@ class AsyncImagesClient:
         fields = request_fields(request)
         if options.extra_body:
             fields.update(options.extra_body)
-        # Whether checked or not, text that cannot be encoded cannot be sent.
-        unencodable = _unencodable_text(fields)
-        if unencodable:
-            raise RequestValidationError(unencodable)
         if isinstance(request, GenerateRequest) or (
             isinstance(request, EditRequest) and request.is_json
         ):
-            body = Body(content_type="application/json", data=orjson.dumps(fields))
-            return url, headers, body, True
+            try:
+                data = orjson.dumps(fields)
+            except TypeError as exc:
+                raise _unencodable(fields) from exc
+            return url, headers, Body(content_type="application/json", data=data), True
 
         files = await self._resolve_files(request)
         if self._validate:
             images = [source.info for name, source in files if name != "mask"]
             masks = [source.info for name, source in files if name == "mask"]
             ensure_valid(request, images, masks[0] if masks else None)
-        multipart = build_multipart(fields=fields, files=files)
+        try:
+            multipart = build_multipart(fields=fields, files=files)
+        except UnicodeEncodeError as exc:
+            raise _unencodable(fields) from exc
         body = Body(
             content_type=multipart.content_type,
             stream=multipart.stream,
@@ -852,6 +854,14 @@ class AsyncImagesClient:
             )
             await anyio.sleep(delay)
             attempt += 1
+
+
+def _unencodable(fields: Mapping[str, Any]) -> Exception:
+    """Why a body could not be encoded: text that is not Unicode, whether checked or not."""
+    violations = _unencodable_text(fields)
+    if violations:
+        return RequestValidationError(violations)
+    return TypeError("the request's fields cannot be encoded (see the cause)")
 
 
 def _unencodable_text(value: Any, param: str = "") -> list[Violation]:
