@@ -8,9 +8,10 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = ["3.11"]
+SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=SUPPORTED)
 def tests(session: nox.Session) -> None:
     """Run the test suite (what CI runs)."""
     session.install("-e", ".[test]")
