@@ -38,6 +38,7 @@ from ._errors import (
     MissingAPIKeyError,
     RequestValidationError,
     Violation,
+    error_from_payload,
 )
 from ._inputs import ImageSource, resolve_image, resolve_images
 from ._multipart import build_multipart
@@ -59,7 +60,7 @@ from ._requests import (
 from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
 from ._retry import RetryPolicy, retry_delay, should_retry
 from ._rules import ensure_valid
-from ._streaming import AsyncImageStream, error_from_payload
+from ._streaming import AsyncImageStream
 from ._transport import Body, Exchange, ResponseTooLargeError, StreamingExchange, Transport
 
 if TYPE_CHECKING:
@@ -831,9 +832,13 @@ class AsyncImagesClient:
                             observer.after_attempt(status=failed.status, headers=failed.headers)
                         return failed
                 status, response_headers = failed.status, failed.headers
-                error: APIError = _status_error(failed)
+                refused = _status_error(failed)
+                error: APIError = refused
                 retry = should_retry(
-                    status=status, headers=response_headers, error_code=_error_code(error)
+                    status=status,
+                    headers=response_headers,
+                    error_code=refused.code,
+                    error_type=refused.type,
                 )
             except APIConnectionError as exc:
                 # An answer over our own size limit would only come back as large.
@@ -887,10 +892,6 @@ def _unencodable_text(value: Any, param: str = "") -> list[Violation]:
             for found in _unencodable_text(item, f"{param}[{index}]")
         ]
     return []
-
-
-def _error_code(error: APIError) -> str | None:
-    return error.code if isinstance(error, APIStatusError) else None
 
 
 def _status_error(exchange: Exchange) -> APIStatusError:

@@ -28,7 +28,15 @@ from cattrs.cols import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._requests import EditRequest, GenerateRequest, ImageRef, ImageRequest, VariationRequest
+from ._requests import (
+    EditRequest,
+    GenerateRequest,
+    ImageRef,
+    ImageRequest,
+    SvgOptions,
+    SvgReasoning,
+    VariationRequest,
+)
 from ._responses import ImagesResponse
 
 __all__ = ["converter", "make_converter", "request_fields", "structure_response"]
@@ -38,7 +46,7 @@ T = TypeVar("T")
 # Fields carried as file parts (or, for JSON edits, added by the body builder).
 FILE_FIELDS: dict[type[Any], tuple[str, ...]] = {
     GenerateRequest: (),
-    EditRequest: ("image", "mask"),
+    EditRequest: ("image", "mask", "markup"),
     VariationRequest: ("image",),
 }
 
@@ -134,10 +142,11 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     # half the time of structuring a response went there.
     conv.register_structure_hook_factory(_is_optional, lambda tp: _optional(tp, conv))
 
-    # Before the requests: their generated functions capture ImageRef's hook.
-    conv.register_unstructure_hook(
-        ImageRef, make_dict_unstructure_fn(ImageRef, conv, _cattrs_omit_if_default=True)
-    )
+    # Before the requests: their generated functions capture these nested values' hooks.
+    for nested in (ImageRef, SvgReasoning, SvgOptions):
+        conv.register_unstructure_hook(
+            nested, make_dict_unstructure_fn(nested, conv, _cattrs_omit_if_default=True)
+        )
     for cls, file_fields in FILE_FIELDS.items():
         omitted: dict[str, Any] = {name: override(omit=True) for name in ("endpoint", *file_fields)}
         conv.register_unstructure_hook(

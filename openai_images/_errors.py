@@ -16,12 +16,14 @@ the caller: the transport maps them onto this tree and chains the original as
         ├── APIResponseValidationError                 a body that does not parse
         └── APIStatusError                             a 4xx or 5xx answer (or a stream error event)
             ├── BadRequestError                        400
+            │   └── ModerationBlockedError             refused by moderation (never retried)
             ├── AuthenticationError                    401
             ├── PermissionDeniedError                  403
             ├── NotFoundError                          404
             ├── ConflictError                          409
             ├── UnprocessableEntityError               422
             ├── RateLimitError                         429
+            │   └── InsufficientQuotaError             out of money, not of rate (never retried)
             └── InternalServerError                    5xx
 
 Retries happen inside the client (see ``openai_images._retry``); what reaches the
@@ -44,8 +46,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "InsufficientQuotaError",
     "InternalServerError",
     "MissingAPIKeyError",
+    "ModerationBlockedError",
+    "ModerationDetails",
     "NotFoundError",
     "OpenAIImagesError",
     "PermissionDeniedError",
@@ -53,6 +58,9 @@ __all__ = [
     "RequestValidationError",
     "UnprocessableEntityError",
     "Violation",
+    "error_event_status",
+    "error_from_payload",
+    "is_out_of_money",
     "status_error_class",
 ]
 
@@ -198,6 +206,47 @@ class BadRequestError(APIStatusError):
     """400: the API refused the request's content."""
 
 
+@attrs.frozen(kw_only=True)
+class ModerationDetails:
+    """What a moderation block says about itself, when the API tells.
+
+    Attributes:
+        moderation_stage: ``"input"`` (the prompt or images), ``"output"`` (the result), or
+            ``"unknown"``.
+        categories: The public moderation categories that fired (new ones may appear).
+    """
+
+    moderation_stage: str = "unknown"
+    categories: tuple[str, ...] = ()
+
+
+class ModerationBlockedError(BadRequestError):
+    """400: the request or its result was blocked by moderation; retrying will not help.
+
+    The API says so with ``type="image_generation_user_error"`` and
+    ``code="moderation_blocked"``; Azure with ``code="contentFilter"``.
+
+    Attributes:
+        moderation_details: The stage and categories, when the error body carries them.
+    """
+
+    @property
+    def moderation_details(self) -> ModerationDetails | None:
+        """The stage and categories of the block, when the error body carries them."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        details = error.get("moderation_details") if isinstance(error, dict) else None
+        if not isinstance(details, dict):
+            return None
+        stage = details.get("moderation_stage")
+        categories = details.get("categories")
+        return ModerationDetails(
+            moderation_stage=stage if isinstance(stage, str) else "unknown",
+            categories=tuple(c for c in categories if isinstance(c, str))
+            if isinstance(categories, list)
+            else (),
+        )
+
+
 class AuthenticationError(APIStatusError):
     """401: the key is missing, wrong or revoked."""
 
@@ -222,6 +271,15 @@ class RateLimitError(APIStatusError):
     """429: too many requests or tokens, or no quota left (``code == "insufficient_quota"``)."""
 
 
+class InsufficientQuotaError(RateLimitError):
+    """429 for want of money, not of rate: no credits, or a usage or spend limit reached.
+
+    Never retried, and a batch stops on it: waiting does not refill a budget. ``code`` says
+    which limit (``"insufficient_quota"``, ``"credit_balance_exhausted"``,
+    ``"organization_spend_limit_exceeded"``...).
+    """
+
+
 class InternalServerError(APIStatusError):
     """5xx: the API failed (retried by default)."""
 
@@ -239,6 +297,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 # A stream's error event has no status of its own; its type says which class it is.
 STATUS_BY_ERROR_TYPE: dict[str, int] = {
     "invalid_request_error": 400,
+    "image_generation_user_error": 400,
     "authentication_error": 401,
     "permission_error": 403,
     "not_found_error": 404,
@@ -247,6 +306,36 @@ STATUS_BY_ERROR_TYPE: dict[str, int] = {
     "insufficient_quota": 429,
     "server_error": 500,
 }
+
+
+# The codes of a 429 that means "out of money": no wait makes them go away.
+OUT_OF_MONEY_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "organization_usage_limit_exceeded",
+        "organization_spend_limit_exceeded",
+        "project_spend_limit_exceeded",
+    }
+)
+# The codes of a moderation block: the API's own, and Azure's content filter.
+_MODERATION_CODES = frozenset({"moderation_blocked", "contentFilter", "content_filter"})
+
+
+def error_event_status(error: Mapping[str, Any]) -> int:
+    """The HTTP status a stream's error event stands for (it has none of its own).
+
+    Its ``type`` says which, and a moderation ``code`` makes it a 400 whatever the type.
+
+    Example:
+        >>> error_event_status({"type": "image_generation_user_error"})
+        400
+        >>> error_event_status({"type": "server_error"})
+        500
+    """
+    if error.get("code") in _MODERATION_CODES:
+        return 400
+    return STATUS_BY_ERROR_TYPE.get(str(error.get("type")), 500)
 
 
 def status_error_class(status_code: int) -> type[APIStatusError]:
@@ -261,3 +350,67 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return InternalServerError
     return _BY_STATUS.get(status_code, APIStatusError)
+
+
+def is_out_of_money(*, type: str | None, code: str | None) -> bool:
+    """Whether an error's ``type`` and ``code`` say the account is out of money.
+
+    Example:
+        >>> is_out_of_money(type="requests", code="credit_balance_exhausted")
+        True
+        >>> is_out_of_money(type="requests", code="rate_limit_exceeded")
+        False
+    """
+    return type == "insufficient_quota" or code in OUT_OF_MONEY_CODES
+
+
+def error_from_payload(
+    payload: Any,
+    *,
+    status_code: int,
+    request_id: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> APIStatusError:
+    """The ``APIStatusError`` subclass for an API error body ``{"error": {...}}``.
+
+    The status picks the class; the body's ``type`` and ``code`` refine it where they tell
+    two kinds of the same status apart (a moderation block among 400s, an empty budget
+    among 429s).
+
+    Example:
+        >>> body = {"error": {"message": "no", "code": "moderation_blocked"}}
+        >>> type(error_from_payload(body, status_code=400, request_id=None)).__name__
+        'ModerationBlockedError'
+    """
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        if isinstance(payload, str):
+            # A proxy's HTML error page, say: name it without pasting the page.
+            snippet = " ".join(payload.split())[:200]
+            message = f"HTTP {status_code} with a body that is not JSON: {snippet!r}"
+        else:
+            message = f"HTTP {status_code}"
+    error_type = _str_or_none(error.get("type"))
+    code = _str_or_none(error.get("code"))
+    cls = status_error_class(status_code)
+    if cls is BadRequestError and code in _MODERATION_CODES:
+        cls = ModerationBlockedError
+    elif cls is RateLimitError and is_out_of_money(type=error_type, code=code):
+        cls = InsufficientQuotaError
+    return cls(
+        message,
+        status_code=status_code,
+        request_id=request_id,
+        type=error_type,
+        code=code,
+        param=_str_or_none(error.get("param")),
+        body=payload,
+        headers=headers,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -16,6 +16,7 @@ import attrs
 
 __all__ = [
     "Background",
+    "Complexity",
     "EditRequest",
     "Endpoint",
     "FileContent",
@@ -27,19 +28,24 @@ __all__ = [
     "Moderation",
     "OutputFormat",
     "Quality",
+    "ReasoningEffort",
     "ResponseFormat",
     "Style",
+    "SvgOptions",
+    "SvgReasoning",
     "VariationRequest",
 ]
 
 Endpoint: TypeAlias = Literal["generations", "edits", "variations"]
-Quality: TypeAlias = Literal["standard", "hd", "low", "medium", "high", "auto"]
+Quality: TypeAlias = Literal["standard", "hd", "low", "medium", "high", "xhigh", "max", "auto"]
 Background: TypeAlias = Literal["transparent", "opaque", "auto"]
 Moderation: TypeAlias = Literal["low", "auto"]
-OutputFormat: TypeAlias = Literal["png", "jpeg", "webp"]
+OutputFormat: TypeAlias = Literal["png", "jpeg", "webp", "gif", "svg"]
 ResponseFormat: TypeAlias = Literal["url", "b64_json"]
 Style: TypeAlias = Literal["vivid", "natural"]
 InputFidelity: TypeAlias = Literal["high", "low"]
+Complexity: TypeAlias = Literal["low", "medium", "high"]
+ReasoningEffort: TypeAlias = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 FileContent: TypeAlias = bytes | IO[bytes] | str | os.PathLike[str]
 """What a tuple input may carry as its content: bytes, a binary file object, or a path."""
@@ -71,6 +77,28 @@ class ImageRef:
 
 
 @attrs.frozen(kw_only=True)
+class SvgReasoning:
+    """How hard the SVG author reasons (``svg.reasoning``); unset uses the author's default."""
+
+    effort: ReasoningEffort | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SvgOptions:
+    """Who authors an SVG result (``svg``), with ``output_format="svg"`` only.
+
+    ``model`` names the SVG author; the request's own ``model`` still makes the reference image.
+
+    Example:
+        >>> SvgOptions(model="gpt-5.5", reasoning=SvgReasoning(effort="low"))
+        SvgOptions(model='gpt-5.5', reasoning=SvgReasoning(effort='low'))
+    """
+
+    model: str
+    reasoning: SvgReasoning | None = None
+
+
+@attrs.frozen(kw_only=True)
 class GenerateRequest:
     """A request to ``POST /images/generations``.
 
@@ -93,6 +121,11 @@ class GenerateRequest:
     response_format: ResponseFormat | None = None
     style: Style | None = None
     user: str | None = None
+    safety_identifier: str | None = None
+    complexity: Complexity | None = None
+    frame_count: int | None = None
+    frame_duration_ms: int | None = None
+    svg: SvgOptions | None = None
     stream: bool | None = None
     partial_images: int | None = None
 
@@ -116,6 +149,7 @@ class EditRequest:
     image: ImageInput | list[ImageInput] | None = attrs.field(default=None, repr=False)
     images: Sequence[ImageRef] | None = None
     mask: ImageInput | ImageRef | None = attrs.field(default=None, repr=False)
+    markup: ImageInput | None = attrs.field(default=None, repr=False)
     model: str | None = None
     n: int | None = None
     size: str | None = None
@@ -127,6 +161,11 @@ class EditRequest:
     output_compression: int | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
+    safety_identifier: str | None = None
+    complexity: Complexity | None = None
+    frame_count: int | None = None
+    frame_duration_ms: int | None = None
+    svg: SvgOptions | None = None
     stream: bool | None = None
     partial_images: int | None = None
 

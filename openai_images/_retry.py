@@ -2,9 +2,9 @@
 
 The rules follow the API and the official SDK: connection errors, timeouts, 408, 409, 429
 and 5xx are retried; an ``x-should-retry: true|false`` header overrides the status; an
-exhausted quota (error code ``insufficient_quota``) is never retried, since waiting does not
-refill it. The wait is the server's hint (``retry-after-ms``, then ``retry-after``) when it is
-sane, and otherwise an exponential backoff with jitter.
+empty budget (``insufficient_quota`` and the other out-of-money codes) is never retried,
+since waiting does not refill it. The wait is the server's hint (``retry-after-ms``, then
+``retry-after``) when it is sane, and otherwise an exponential backoff with jitter.
 
 Headers may be a case-insensitive mapping (what aiohttp gives) or a plain ``dict``; names
 are looked up in lower case first.
@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 
 import attrs
+
+from ._errors import is_out_of_money
 
 __all__ = [
     "RetryPolicy",
@@ -67,7 +69,11 @@ class RetryPolicy:
 
 
 def should_retry(
-    *, status: int | None, headers: Mapping[str, str] | None, error_code: str | None = None
+    *,
+    status: int | None,
+    headers: Mapping[str, str] | None,
+    error_code: str | None = None,
+    error_type: str | None = None,
 ) -> bool:
     """Whether an outcome is worth another try.
 
@@ -75,6 +81,7 @@ def should_retry(
         status: The HTTP status, or ``None`` for a connection error or a timeout.
         headers: The response headers, if there was a response.
         error_code: The ``error.code`` of the response body, if any.
+        error_type: The ``error.type`` of the response body, if any.
 
     Example:
         >>> should_retry(status=503, headers={})
@@ -83,8 +90,10 @@ def should_retry(
         False
         >>> should_retry(status=429, headers={}, error_code="insufficient_quota")
         False
+        >>> should_retry(status=429, headers={}, error_code="project_spend_limit_exceeded")
+        False
     """
-    if error_code == "insufficient_quota":
+    if is_out_of_money(type=error_type, code=error_code):
         return False
     if status is None:
         return True

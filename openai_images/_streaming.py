@@ -17,12 +17,11 @@ import orjson
 
 from ._converter import converter
 from ._errors import (
-    STATUS_BY_ERROR_TYPE,
     APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APIStatusError,
-    status_error_class,
+    error_event_status,
+    error_from_payload,
 )
 from ._responses import (
     EVENT_CLASSES,
@@ -32,47 +31,11 @@ from ._responses import (
 from ._sse import SSEDecoder
 from ._transport import StreamingExchange
 
-__all__ = ["AsyncImageStream", "error_from_payload"]
+__all__ = ["AsyncImageStream"]
 
 E = TypeVar("E")
 
 _COMPLETED = (ImageGenCompletedEvent, ImageEditCompletedEvent)
-
-
-def error_from_payload(
-    payload: Any,
-    *,
-    status_code: int,
-    request_id: str | None,
-    headers: Mapping[str, str] | None = None,
-) -> APIStatusError:
-    """The ``APIStatusError`` subclass for an API error body ``{"error": {...}}``."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if not isinstance(error, dict):
-        error = {}
-    message = error.get("message")
-    if not isinstance(message, str) or not message:
-        if isinstance(payload, str):
-            # A proxy's HTML error page, say: name it without pasting the page.
-            snippet = " ".join(payload.split())[:200]
-            message = f"HTTP {status_code} with a body that is not JSON: {snippet!r}"
-        else:
-            message = f"HTTP {status_code}"
-    cls = status_error_class(status_code)
-    return cls(
-        message,
-        status_code=status_code,
-        request_id=request_id,
-        type=_str_or_none(error.get("type")),
-        code=_str_or_none(error.get("code")),
-        param=_str_or_none(error.get("param")),
-        body=payload,
-        headers=headers,
-    )
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 class AsyncImageStream(Generic[E]):
@@ -153,7 +116,7 @@ class AsyncImageStream(Generic[E]):
             ) from exc
         if isinstance(payload, dict) and "error" in payload:
             error = payload["error"] if isinstance(payload["error"], dict) else {}
-            status = STATUS_BY_ERROR_TYPE.get(str(error.get("type")), 500)
+            status = error_event_status(error)
             raise error_from_payload(
                 payload, status_code=status, request_id=self.request_id, headers=self.headers
             )

@@ -32,6 +32,8 @@ from typing import Literal, TypeVar
 
 import attrs
 
+from openai_images._requests import OutputFormat
+
 try:
     from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageFont, ImageOps
 except ImportError as error:
@@ -111,7 +113,7 @@ class RenderJob:
     width: int = attrs.field(validator=attrs.validators.ge(1))
     height: int = attrs.field(validator=attrs.validators.ge(1))
     n: int = attrs.field(validator=attrs.validators.ge(1))
-    output_format: Literal["png", "jpeg", "webp"]
+    output_format: OutputFormat
     compression: int | None = attrs.field(
         default=None,
         validator=attrs.validators.optional([attrs.validators.ge(0), attrs.validators.le(100)]),

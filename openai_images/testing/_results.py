@@ -20,7 +20,13 @@ import attrs
 import orjson
 
 from openai_images._converter import converter
-from openai_images._requests import EditRequest, GenerateRequest, ImageRequest, VariationRequest
+from openai_images._requests import (
+    EditRequest,
+    GenerateRequest,
+    ImageRequest,
+    OutputFormat,
+    VariationRequest,
+)
 from openai_images._responses import (
     Image,
     ImageEditCompletedEvent,
@@ -106,7 +112,7 @@ class Plan:
     size: str
     quality: str | None
     background: str | None
-    output_format: Literal["png", "jpeg", "webp"]
+    output_format: OutputFormat
     response_format: str
     stream: bool
     partial_images: int
@@ -135,7 +141,7 @@ def make_plan(
     gpt = rules.is_gpt_image
     stream = bool(getattr(request, "stream", None)) and gpt
     width, height = _resolve_size(request, gpt, inputs)
-    output_format: Literal["png", "jpeg", "webp"] = "png"
+    output_format: OutputFormat = "png"
     compression = None
     transparent = False
     quality = background = None

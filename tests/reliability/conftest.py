@@ -38,9 +38,9 @@ from openai_images import (
     APITimeoutError,
     AsyncImagesClient,
     ImagesClient,
+    InsufficientQuotaError,
     InternalServerError,
     OpenAIImagesError,
-    RateLimitError,
     Timeout,
 )
 from openai_images._retry import RetryPolicy, parse_retry_after, retry_delay
@@ -165,7 +165,7 @@ CASES: tuple[FaultCase, ...] = (
               error=None, attempts=2, retries=1, delay=_BACKOFF),
     FaultCase(name="429-insufficient-quota", faults=_once(kind="status", status=429,
                                                           code="insufficient_quota"),
-              error=RateLimitError, status=429, code="insufficient_quota", attempts=1,
+              error=InsufficientQuotaError, status=429, code="insufficient_quota", attempts=1,
               retries=0),
     FaultCase(name="500-then-success", faults=_once(kind="status", status=500),
               error=None, attempts=2, retries=1),
