@@ -14,6 +14,7 @@ the caller: the transport maps them onto this tree and chains the original as
         ├── APIConnectionError                         no usable HTTP exchange
         │   └── APITimeoutError                        a timeout expired
         ├── APIResponseValidationError                 a body that does not parse
+        │   └── InvalidImageDataError                  a result's b64_json is not base64
         └── APIStatusError                             a 4xx or 5xx answer (or a stream error event)
             ├── BadRequestError                        400
             │   └── ModerationBlockedError             refused by moderation (never retried)
@@ -48,6 +49,7 @@ __all__ = [
     "ConflictError",
     "InsufficientQuotaError",
     "InternalServerError",
+    "InvalidImageDataError",
     "MissingAPIKeyError",
     "ModerationBlockedError",
     "ModerationDetails",
@@ -161,6 +163,14 @@ class APIResponseValidationError(APIError):
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
         self.body = body[:2000]
+
+
+class InvalidImageDataError(APIResponseValidationError):
+    """A result image's ``b64_json`` is not valid base64, so it has no bytes to give.
+
+    Decoding is strict: a lenient decoder would silently drop the bad characters and hand
+    back a different, broken image. ``body`` holds the start of the offending text.
+    """
 
 
 class APIStatusError(APIError):

@@ -61,18 +61,34 @@ ImageInput: TypeAlias = (
 """One input image: a path, bytes, a binary file object, or ``(filename, content[, type])``."""
 
 
+_URL_REPR_LIMIT = 200
+
+
+def _url_repr(url: str | None) -> str:
+    """A URL as a repr shows it: a ``data:`` URL by its media type and size, never its bytes."""
+    if url is None or len(url) <= _URL_REPR_LIMIT:
+        return repr(url)
+    if url.startswith("data:"):
+        head, _, payload = url.partition(",")
+        return repr(f"{head},<{len(payload)} chars>")
+    return repr(f"{url[:_URL_REPR_LIMIT]}...<{len(url)} chars>")
+
+
 @attrs.frozen(kw_only=True)
 class ImageRef:
     """An input image by reference, for JSON edits: exactly one of ``image_url`` or ``file_id``.
 
-    ``image_url`` is an ``https://`` URL or a ``data:`` URL (at most 20 MiB).
+    ``image_url`` is an ``https://`` URL or a ``data:`` URL (at most 20 MiB). The repr shows
+    a long ``data:`` URL by its media type and size, so logging a request stays cheap.
 
     Example:
         >>> ImageRef(image_url="https://example.com/cat.png")
         ImageRef(image_url='https://example.com/cat.png', file_id=None)
+        >>> ImageRef(image_url="data:image/png;base64," + "A" * 4000)
+        ImageRef(image_url='data:image/png;base64,<4000 chars>', file_id=None)
     """
 
-    image_url: str | None = None
+    image_url: str | None = attrs.field(default=None, repr=_url_repr)
     file_id: str | None = None
 
 

@@ -7,6 +7,7 @@ fields are plain strings, so a new size or format never breaks parsing.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import tempfile
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import TypeAlias
 
 import attrs
+
+from ._errors import InvalidImageDataError
 
 __all__ = [
     "Image",
@@ -76,16 +79,30 @@ class _HasImageData:
 
         Raises:
             ValueError: The result is a ``url`` (use ``await client.download(image)``).
+            InvalidImageDataError: ``b64_json`` is not valid base64 (decoding is strict: a
+                lenient decoder would drop the bad characters and return a broken image).
         """
         if self.b64_json is None:
             raise ValueError(
                 "this image has no b64_json (it is a url result): fetch it with "
                 "await client.download(image)"
             )
-        return base64.b64decode(self.b64_json)
+        try:
+            return base64.b64decode(self.b64_json, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            # ValueError: a str with non-ASCII characters. Neither error holds anything of
+            # ours, but the text names the image, which they cannot.
+            raise InvalidImageDataError(
+                f"{type(self).__name__}.b64_json ({len(self.b64_json)} characters) is not "
+                f"valid base64: {exc}",
+                status_code=200,
+                body=self.b64_json[:200].encode("utf-8", "replace"),
+            ) from None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the image to ``path`` atomically and return the path.
+
+        Nothing is written when the data does not decode (see ``content``).
 
         Example:
             ```python
