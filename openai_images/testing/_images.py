@@ -20,13 +20,16 @@ Example:
 from __future__ import annotations
 
 import colorsys
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import math
 import random
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -42,7 +45,9 @@ except ImportError as error:
     ) from error
 
 __all__ = [
+    "MAX_DECODING_PIXELS",
     "MAX_INPUT_PIXELS",
+    "MAX_REQUEST_PIXELS",
     "ImageDecodeError",
     "RenderJob",
     "inspect_image",
@@ -57,7 +62,67 @@ Checked on the header before any pixel is decoded. Pillow's own global guard
 (``Image.MAX_IMAGE_PIXELS``) is left as it is, and its warning is turned into an error.
 """
 
+MAX_REQUEST_PIXELS = 64_000_000
+"""The most input pixels (all images and the mask together) one request may bring.
+
+A 4 KB PNG can claim 6000x6000 pixels, so a request is judged by what it would decode, not
+by its bytes; the server refuses a larger one with the API's ``invalid_value`` error.
+"""
+
+MAX_DECODING_PIXELS = 48_000_000
+"""The most input pixels this process decodes at full size at once, across all requests.
+
+A decode waits for room; a decoded image is at once scaled down to what an answer can use
+(``_LOAD_PIXELS``), so a burst of large inputs costs one or two images' worth of memory
+rather than one per request.
+"""
+
+# No answer is larger than 3840x2160: inputs are scaled to at most this as they are decoded.
+_LOAD_PIXELS = 4096 * 4096
+# Past this many pixels a decode hands its freed memory back to the system afterwards.
+_TRIM_PIXELS = 4_000_000
+
 _T = TypeVar("_T")
+
+
+class _PixelBudget:
+    """A weighted semaphore of pixels for the worker threads that decode inputs."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._free = total
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        wanted = min(pixels, self._total)  # one image over the total may still go alone
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= wanted)
+            self._free -= wanted
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += wanted
+                self._changed.notify_all()
+
+
+_DECODING = _PixelBudget(MAX_DECODING_PIXELS)
+
+
+def _trim_memory() -> Callable[[], object]:
+    """glibc's ``malloc_trim``: freed image blocks otherwise stay in the heap for good."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back
+        trim = None
+    if trim is None:
+        return lambda: None
+    return lambda: trim(0)
+
+
+_release_memory = _trim_memory()
 _Colour = tuple[int, int, int]
 
 # Only the formats an image API plausibly meets: Pillow would also open EPS (through
@@ -201,8 +266,30 @@ def _read(path: Path, use: Callable[[ImageFile.ImageFile], _T]) -> _T:
 
 
 def _load(path: Path) -> Image.Image:
-    """Decode an image fully as RGBA; the file is closed again on return."""
-    return _read(path, lambda picture: picture.convert("RGBA"))
+    """Decode an image as RGBA, at most ``_LOAD_PIXELS`` large; the file is closed on return.
+
+    The full-size decode happens inside the process-wide pixel budget and is scaled down
+    at once, so only the small copy outlives it.
+    """
+
+    def decode(picture: ImageFile.ImageFile) -> Image.Image:
+        pixels = picture.width * picture.height
+        with _DECODING.hold(pixels):
+            if pixels > _LOAD_PIXELS:
+                # JPEG can decode at a fraction of its size; other formats decode whole.
+                shrink = math.sqrt(pixels / _LOAD_PIXELS)
+                picture.draft(None, (int(picture.width / shrink), int(picture.height / shrink)))
+            scaled: Image.Image = picture
+            left = picture.width * picture.height
+            if left > _LOAD_PIXELS:
+                scaled = picture.reduce(math.ceil(math.sqrt(left / _LOAD_PIXELS)))
+            result = scaled.convert("RGBA")
+            del scaled
+        if pixels >= _TRIM_PIXELS:
+            _release_memory()
+        return result
+
+    return _read(path, decode)
 
 
 def _maker(job: RenderJob) -> Callable[[int], Image.Image]:

@@ -49,6 +49,7 @@ from openai_images._rules import MAX_INPUT_IMAGES
 from ._wire import Rejection
 
 __all__ = [
+    "MAX_FORM_PARTS",
     "Arrival",
     "Upload",
     "check_declared_type",
@@ -69,6 +70,9 @@ _CHUNK = 256 * 1024
 _WRITE_AT = 1024 * 1024  # gather this much before a write: one thread hop per MiB
 _TEXT_LIMIT = 256 * 1024  # a 32,000-character prompt is at most 128 KB of UTF-8
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+# Every field once, 16 images, a mask and a markup, and room for nested fields: a form with
+# more parts is abuse, refused before it costs the event loop seconds of parsing.
+MAX_FORM_PARTS = 64
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
@@ -189,15 +193,28 @@ async def read_multipart(
     budget = _Budget(max_bytes)
     fields: dict[str, Any] = {}
     uploads: list[Upload] = []
+    parts = 0
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
+            # A body already buffered parses without ever waiting on the socket: yield, so
+            # one request of many tiny parts cannot hold the loop from every other client.
+            await anyio.lowlevel.checkpoint()
+            parts += 1
+            if parts > MAX_FORM_PARTS:
+                raise Rejection(
+                    f"Too many parts in the multipart form: at most {MAX_FORM_PARTS}.",
+                    code="invalid_value",
+                )
             if not isinstance(part, BodyPartReader):
                 raise Rejection("Nested multipart bodies are not supported.")
             name = part.name
             if not name:
                 raise Rejection("A multipart part has no name in its Content-Disposition.")
             field = name.removesuffix("[]")
+            if field.split("[", 1)[0] not in kinds:
+                # Refused at the first unknown name, not after reading what follows it.
+                raise unknown_parameter(name)
             if part.filename is None:
                 if field in file_fields:
                     raise Rejection(

@@ -50,7 +50,13 @@ from openai_images._rules import MODELS, check, check_images
 from openai_images._sniff import ImageInfo
 
 from ._faults import Fault, FaultQueue, fault_error, fault_from_json
-from ._images import ImageDecodeError, inspect_image, render, render_partials
+from ._images import (
+    MAX_REQUEST_PIXELS,
+    ImageDecodeError,
+    inspect_image,
+    render,
+    render_partials,
+)
 from ._intake import (
     Upload,
     check_declared_type,
@@ -639,6 +645,7 @@ class LocalImagesServer:
             await _inspect(upload, param) for upload, param in zip(images, params, strict=True)
         ]
         mask_info = await _inspect(mask, "mask") if mask is not None else None
+        _check_pixels([*infos, *([mask_info] if mask_info is not None else [])])
         violations = check_images(probe, infos, mask_info)
         if violations:
             first = violations[0]
@@ -755,6 +762,18 @@ def _check_rules(request: ImageRequest) -> None:
     if violations:
         first = violations[0]
         raise Rejection(first.message, param=first.param, code=first.code)
+
+
+def _check_pixels(infos: Sequence[ImageInfo]) -> None:
+    """Refuse a request whose inputs would decode to more than ``MAX_REQUEST_PIXELS``."""
+    total = sum((info.width or 0) * (info.height or 0) for info in infos)
+    if total > MAX_REQUEST_PIXELS:
+        raise Rejection(
+            f"The input images hold {total:,} pixels together; this server decodes at most "
+            f"{MAX_REQUEST_PIXELS:,} per request.",
+            param="image",
+            code="invalid_value",
+        )
 
 
 async def _inspect(upload: Upload, param: str) -> ImageInfo:
