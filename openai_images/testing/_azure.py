@@ -10,7 +10,7 @@ Everything Azure-specific is decided here, sans-I/O; the server only calls in:
 
 - ``place`` reads the route: on the deployments route ``api-version`` is required (missing:
   Azure's 404 "Resource not found"; unknown or malformed: 400 "API version not supported";
-  older than ``2025-04-01`` on edits and variations: 404, as Azure answers an old version),
+  older than ``2025-04-01-preview`` on edits and variations: 404, as Azure answers an old version),
   and the deployment must exist (404 ``DeploymentNotFound``). It returns a ``Placement``
   that rewrites the body's ``model`` to the model the deployment runs, and refuses prompts
   that trip the content filter (400 ``contentFilter`` with its filter results).
@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from openai_images._azure import EDITS_API_VERSION, V1, AzureSettingsError, check_api_version
 from openai_images._rules import MODELS
 
 from ._wire import Rejection
@@ -61,16 +62,12 @@ DEFAULT_API_VERSIONS = frozenset(
 )
 """The dated ``api-version`` values the local Azure mode knows by default."""
 
-EDITS_SINCE = "2025-04-01"
-"""Image edits (GPT image models) came with ``2025-04-01-preview``; older versions answer 404."""
-
 FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
 """The content filter's categories, each reported in a refusal's filter results."""
 
 DEFAULT_BLOCKED_WORDS: Mapping[str, str] = {"gore": "violence"}
 """Prompt words the content filter refuses by default, each with the category it trips."""
 
-_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 _WORD = re.compile(r"[\w'-]+")
 _KEY_MISSING = (
     "Access denied due to missing subscription key. Make sure to include a subscription key "
@@ -216,8 +213,12 @@ class AzureMode:
     @api_versions.validator
     def _well_formed(self, _: Any, versions: Collection[str]) -> None:
         for version in versions:
-            if not _API_VERSION.fullmatch(version):
-                raise ValueError(f"api version {version!r} is not YYYY-MM-DD[-preview]")
+            if version == V1:
+                raise ValueError("the v1 route takes no api-version: list dated versions only")
+            try:
+                check_api_version(version)
+            except AzureSettingsError as error:
+                raise ValueError(str(error)) from None
 
     def place(
         self, *, endpoint: str, deployment: str | None, query: Mapping[str, str]
@@ -242,7 +243,7 @@ class AzureMode:
             raise _resource_not_found()
         if version not in self.api_versions:
             raise AzureRejection("API version not supported", status=400, code="BadRequest")
-        if endpoint != "generations" and version[:10] < EDITS_SINCE:
+        if endpoint != "generations" and version[:10] < EDITS_API_VERSION[:10]:
             raise _resource_not_found()
         self.model_of(deployment)  # an unknown deployment is refused before the body is read
         return Placement(mode=self, deployment=deployment)

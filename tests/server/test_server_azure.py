@@ -328,8 +328,10 @@ def test_blocked_words_need_a_known_category() -> None:
 
 def test_api_versions_must_be_well_formed() -> None:
     """The versions a mode accepts are dated versions."""
-    with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        AzureMode(api_versions={"v2"})
+    with pytest.raises(ValueError, match="dated version"):
+        AzureMode(api_versions={"2025-02-30"})
+    with pytest.raises(ValueError, match="v1 route"):
+        AzureMode(api_versions={"v1"})
 
 
 async def test_rate_limit_in_azure_shape(raw: aiohttp.ClientSession) -> None:
