@@ -71,7 +71,7 @@ EDITS_API_VERSION = "2025-04-01-preview"
 DEFAULT_REFRESH_MARGIN = 300.0
 """Seconds before its expiry that a provided token is replaced (Azure's SDKs use 5 minutes)."""
 
-_DATED = re.compile(r"(\d{4}-\d{2}-\d{2})(-preview)?")
+_DATED = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(-preview)?")
 
 
 class AzureSettingsError(OpenAIImagesError, ValueError):
