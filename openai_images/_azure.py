@@ -150,7 +150,7 @@ def _check_endpoint(endpoint: str) -> str:
             f"got {endpoint!r}"
         )
     path = parts.path.rstrip("/")
-    if path.endswith("/openai") or "/openai/" in path + "/":
+    if "/openai/" in path + "/":
         raise AzureSettingsError(
             "azure_endpoint is the resource's root, such as 'https://NAME.openai.azure.com', "
             f"without '/openai/...' (the route adds it); got {endpoint!r}"
@@ -494,8 +494,9 @@ class AzureSettings:
                 "api_key, azure_ad_token and azure_ad_token_provider exclude each other: "
                 "pass only one"
             )
-        if self.azure_deployment is not None and not self.azure_deployment:
-            raise AzureSettingsError("azure_deployment is empty")
+        for name in ("api_key", "azure_ad_token", "azure_deployment"):
+            if getattr(self, name) == "":
+                raise AzureSettingsError(f"{name} is empty")
 
     @classmethod
     def from_arguments(

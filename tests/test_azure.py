@@ -293,6 +293,16 @@ def test_two_credentials_are_refused() -> None:
     assert TOKEN not in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["api_key", "azure_ad_token", "azure_deployment"])
+def test_empty_settings_are_refused(name: str) -> None:
+    """An empty key, token or deployment is refused when settings are made."""
+    arguments: dict[str, Any] = {"api_key": KEY, name: ""}
+    if name == "azure_ad_token":
+        arguments["api_key"] = None
+    with pytest.raises(AzureSettingsError, match=f"{name} is empty"):
+        AzureSettings(azure_endpoint=ENDPOINT, api_version=VERSION, **arguments)
+
+
 def test_malformed_api_version_in_settings() -> None:
     """A malformed api_version (here from the environment) is refused when settings are made."""
     with pytest.raises(AzureSettingsError, match="dated version"):

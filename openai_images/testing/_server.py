@@ -117,7 +117,8 @@ class RecordedRequest:
         files: Each uploaded file as ``(part name, filename, declared content type, size)``.
         api_key: The bearer key (in Azure mode, the ``api-key`` or the Entra token),
             redacted (the middle hidden), or ``None`` if none passed.
-        request_id: The ``x-request-id`` the server answered with.
+        request_id: The request id the server answered with (``x-request-id``; in Azure
+            mode ``apim-request-id``).
         status: The HTTP status answered; ``None`` if the connection was cut first.
     """
 

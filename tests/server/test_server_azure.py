@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from openai_images.testing import AzureMode, LocalImagesServer
 from openai_images.testing._azure import DEFAULT_API_VERSIONS, AzureRejection
 
-from ._support import assert_error, assert_matches, decode, form, picture
+from ._support import assert_error, assert_matches, data_url, decode, form, picture
 
 pytestmark = pytest.mark.anyio
 
@@ -219,6 +219,24 @@ async def test_multipart_edit_on_the_deployments_route(
     )
     assert status == 200, body
     assert decode(body["data"][0]["b64_json"]).size == (1024, 1024)
+
+
+async def test_json_edit_on_the_v1_route(
+    azure: LocalImagesServer, raw: aiohttp.ClientSession
+) -> None:
+    """A JSON edit by data: URL, the deployment named by model, made by the deployment's model."""
+    status, _, body = await post(
+        raw,
+        f"{azure.url}/openai/v1/images/edits",
+        json={
+            "model": "prod-images",
+            "prompt": "repaint it",
+            "quality": "low",
+            "images": [{"image_url": data_url(picture(32, 32))}],
+        },
+    )
+    assert status == 200, body
+    assert "usage" in body
 
 
 # -- auth -----------------------------------------------------------------------------------
