@@ -16,7 +16,8 @@ Example:
     ```
 """
 
+from ._azure import AzureMode
 from ._faults import Fault
 from ._server import LocalImagesServer, RecordedRequest
 
-__all__ = ["Fault", "LocalImagesServer", "RecordedRequest"]
+__all__ = ["AzureMode", "Fault", "LocalImagesServer", "RecordedRequest"]

@@ -49,6 +49,7 @@ from openai_images._requests import (
 from openai_images._rules import MODELS, check, check_images
 from openai_images._sniff import ImageInfo
 
+from ._azure import AzureMode, Placement
 from ._faults import Fault, FaultQueue, fault_error, fault_from_json
 from ._images import (
     MAX_REQUEST_PIXELS,
@@ -120,8 +121,10 @@ class RecordedRequest:
         fields: The body's fields as parsed: the JSON object, or the multipart text fields
             coerced to their types (empty when the body was never read).
         files: Each uploaded file as ``(part name, filename, declared content type, size)``.
-        api_key: The bearer key, redacted (the middle hidden), or ``None`` if none was sent.
-        request_id: The ``x-request-id`` the server answered with.
+        api_key: The bearer key (in Azure mode, the ``api-key`` or the Entra token),
+            redacted (the middle hidden), or ``None`` if none passed.
+        request_id: The request id the server answered with (``x-request-id``; in Azure
+            mode ``apim-request-id``).
         status: The HTTP status answered; ``None`` if the connection was cut first.
     """
 
@@ -208,6 +211,9 @@ class LocalImagesServer:
         max_recorded: How many requests ``requests`` keeps (the newest).
         clock: The monotonic clock of the rate limits and ``url`` expiry (for tests).
         tmp_dir: Where uploads are spooled; the system's temporary folder by default.
+        azure: Answer like an Azure OpenAI resource instead (``True``, or an ``AzureMode``
+            naming deployments, tokens, versions and filtered words): the deployments and
+            v1 routes, ``api-key`` or Entra token auth, Azure's errors and request id header.
 
     Example:
         ```python
@@ -234,6 +240,7 @@ class LocalImagesServer:
         max_recorded: int = 10_000,
         clock: Clock = time.monotonic,
         tmp_dir: str | Path | None = None,
+        azure: bool | AzureMode = False,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be 0 or more, got {latency}")
@@ -256,6 +263,7 @@ class LocalImagesServer:
         self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self._azure = AzureMode() if azure is True else azure or None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -370,8 +378,13 @@ class LocalImagesServer:
 
     def _make_app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_body_bytes)
-        for endpoint in _ENDPOINTS:
-            app.router.add_route("*", f"/v1/images/{endpoint}", self._endpoint_handler(endpoint))
+        prefixes: tuple[str, ...] = ("/v1",)
+        if self._azure is not None:
+            prefixes = ("/openai/deployments/{deployment}", "/openai/v1")
+        for prefix in prefixes:
+            for endpoint in _ENDPOINTS:
+                route = f"{prefix}/images/{endpoint}"
+                app.router.add_route("*", route, self._endpoint_handler(endpoint))
         app.router.add_get("/v1/_files/{name}", self._download)
         if self._control_route:
             app.router.add_route("*", "/_control/faults", self._control)
@@ -438,17 +451,24 @@ class LocalImagesServer:
         try:
             if request.method != "POST":
                 raise _invalid_url(request)
+            placement = None
+            if self._azure is not None:
+                placement = self._azure.place(
+                    endpoint=endpoint,
+                    deployment=request.match_info.get("deployment"),
+                    query=request.query,
+                )
             fault = self._faults.take(endpoint=endpoint, stage="request")
             if fault is not None:
                 faulted = await self._request_fault(exchange, fault)
                 if faulted is not None:
                     return faulted
-            self._authenticate(exchange)
+            self._authenticate(exchange, placement)
             self._admit()
             if self._latency:
                 await anyio.sleep(self._latency)
             async with contextlib.AsyncExitStack() as stack:
-                return await self._make_images(exchange, endpoint, stack)
+                return await self._make_images(exchange, endpoint, stack, placement)
         except Rejection as rejection:
             return self._error(exchange, rejection)
         except ConnectionError:
@@ -492,7 +512,13 @@ class LocalImagesServer:
         exchange.status = response.status
         return response
 
-    def _authenticate(self, exchange: _Exchange) -> None:
+    def _authenticate(self, exchange: _Exchange, placement: Placement | None) -> None:
+        if self._azure is not None and placement is not None:
+            credential = self._azure.authenticate(
+                exchange.request.headers, api_keys=self._api_keys, placement=placement
+            )
+            exchange.api_key = redact_key(credential)
+            return
         scheme, _, key = exchange.request.headers.get("Authorization", "").partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -533,18 +559,26 @@ class LocalImagesServer:
         )
 
     async def _make_images(
-        self, exchange: _Exchange, endpoint: str, stack: contextlib.AsyncExitStack
+        self,
+        exchange: _Exchange,
+        endpoint: str,
+        stack: contextlib.AsyncExitStack,
+        placement: Placement | None = None,
     ) -> web.StreamResponse:
         request = exchange.request
+        # Azure's deployment decides the model: the fields as sent are recorded, as placed read.
+        place = placement.apply if placement is not None else dict
         if endpoint == "generations":
             data = await read_json(request, max_bytes=self._max_body_bytes)
             exchange.fields = data
+            data = place(data)
             parsed = structure_request(GenerateRequest, data)
             _check_rules(parsed)
             plan = make_plan(parsed)
         elif endpoint == "edits" and request.content_type != "multipart/form-data":
             data = await read_json(request, max_bytes=self._max_body_bytes)
             exchange.fields = data
+            data = place(data)
             check_reference_shapes(data)
             edit = structure_request(EditRequest, data)
             if edit.images is None:
@@ -573,7 +607,7 @@ class LocalImagesServer:
                 (upload.part, upload.filename, upload.content_type, upload.size)
                 for upload in arrival.uploads
             ]
-            plan = await self._plan_upload(cls, arrival.fields, arrival.uploads)
+            plan = await self._plan_upload(cls, place(arrival.fields), arrival.uploads)
         if plan.stream:
             return await self._stream(exchange, plan)
         images = await _render(plan)
@@ -725,12 +759,13 @@ class LocalImagesServer:
 
     def _headers(self, exchange: _Exchange) -> dict[str, str]:
         elapsed = round((time.monotonic() - exchange.started) * 1000)
-        return {
+        headers = {
             "x-request-id": exchange.request_id,
             "openai-processing-ms": str(elapsed),
             "openai-version": "2020-10-01",
             **self._limiter.headers(),
         }
+        return self._azure.headers(headers) if self._azure is not None else headers
 
     def _finish(self, exchange: _Exchange, response: web.Response) -> web.Response:
         response.headers.update(self._headers(exchange))
@@ -743,7 +778,8 @@ class LocalImagesServer:
         )
 
     def _error(self, exchange: _Exchange, rejection: Rejection) -> web.Response:
-        response = self._json(exchange, rejection.body(), status=rejection.status)
+        body = self._azure.error_body(rejection) if self._azure is not None else rejection.body()
+        response = self._json(exchange, body, status=rejection.status)
         response.headers.update(rejection.headers)
         return response
 
