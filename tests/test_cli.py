@@ -124,11 +124,11 @@ def test_url_results_are_downloaded(server: LocalImagesServer) -> None:
 def test_invalid_size_is_one_line_and_exit_1(
     server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A rule broken on the client's side: one line naming the field, nothing sent."""
+    """A rule broken on the client's side: one line naming the option, nothing sent."""
     code = main(["generate", "a fox", "--model", "gpt-image-1", "--size", "13x13"])
     captured = capsys.readouterr()
     assert code == 1
-    assert one_line(captured.err).startswith("error: size: '13x13' is not a valid size")
+    assert one_line(captured.err).startswith("error: --size: '13x13' is not a valid size")
     assert "Traceback" not in captured.err
     assert server.requests == []
 
@@ -155,7 +155,7 @@ def test_debug_shows_the_traceback(
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" in err
-    assert err.strip().splitlines()[-1].startswith("error: n:")
+    assert err.strip().splitlines()[-1].startswith("error: -n is 2;")
 
 
 def test_missing_key_is_a_clear_error(
