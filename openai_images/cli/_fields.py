@@ -74,7 +74,7 @@ _HELP: dict[str, str] = {
 
 # Inputs and their parts, as the options that give them.
 _INPUT_FLAGS = {
-    "prompt": "PROMPT",
+    "prompt": "prompt",  # the positional argument
     "image": "-i",
     "images": "--image-url",
     "images.image_url": "--image-url",
