@@ -23,8 +23,6 @@ exception.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import threading
 import time
@@ -33,7 +31,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -43,14 +41,15 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
-    APIResponseValidationError,
     OpenAIImagesError,
     RequestValidationError,
     Violation,
 )
+from ._imagebytes import image_bytes
+from ._progress import ProgressBar, progress_bar
 from ._ratelimit import BatchLimiter, ItemAttempts
 from ._requests import EditRequest, GenerateRequest, ImageRequest, VariationRequest
-from ._responses import Image, ImagesResponse, write_atomically
+from ._responses import ImagesResponse, write_atomically
 from ._sniff import image_extension
 
 if TYPE_CHECKING:
@@ -572,12 +571,10 @@ class AsyncBatchIterator:
         return key
 
     async def _save(self, directory: Path, key: str, response: ImagesResponse) -> tuple[Path, ...]:
-        payloads: list[bytes | Image] = []
-        for image in response.data:
-            if image.b64_json is None and image.url:
-                payloads.append(await self._client.download(image))
-            else:
-                payloads.append(image)
+        payloads = [
+            await image_bytes(image, downloader=self._client, position=position)
+            for position, image in enumerate(response.data)
+        ]
         return await anyio.to_thread.run_sync(
             _write_outputs, directory, key, response.output_format, payloads
         )
@@ -606,25 +603,11 @@ def _complete_outputs(directory: Path, key: str) -> tuple[Path, ...] | None:
 
 
 def _write_outputs(
-    directory: Path, key: str, output_format: str | None, payloads: list[bytes | Image]
+    directory: Path, key: str, output_format: str | None, payloads: list[bytes]
 ) -> tuple[Path, ...]:
     """Write each image atomically, then the marker that says they are all there."""
     paths: list[Path] = []
-    for number, payload in enumerate(payloads):
-        if isinstance(payload, bytes):
-            data = payload
-        elif payload.b64_json is None:
-            raise APIResponseValidationError(
-                f"image {number} of the response has neither b64_json nor url", status_code=200
-            )
-        else:
-            try:
-                data = base64.b64decode(payload.b64_json)
-            except binascii.Error as error:
-                raise APIResponseValidationError(
-                    f"image {number} of the response is not valid base64: {error}",
-                    status_code=200,
-                ) from error
+    for number, data in enumerate(payloads):
         extension = image_extension(data, output_format=output_format)
         name = f"{key}.{extension}" if len(payloads) == 1 else f"{key}-{number}.{extension}"
         paths.append(write_atomically(directory / name, data))
@@ -744,66 +727,3 @@ class BatchIterator:
                 await anyio.sleep_forever()
         finally:
             self._released.set()
-
-
-# -- a progress bar ------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """An ``on_progress`` callback that draws a tqdm bar; close it when the batch is done.
-
-    Make one with ``progress_bar``.
-    """
-
-    def __init__(self, *, total: int | None, desc: str, options: dict[str, Any]) -> None:
-        try:
-            from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no types
-        except ImportError as error:
-            raise ImportError(
-                "progress_bar() draws with tqdm, which is not installed: "
-                "pip install 'openai-images[progress]'"
-            ) from error
-        self._bar = tqdm(total=total, desc=desc, unit="item", **options)
-
-    def __call__(self, progress: BatchProgress) -> None:
-        """Move the bar to ``progress``."""
-        self._bar.set_postfix(
-            ok=progress.ok,
-            failed=progress.failed,
-            skipped=progress.skipped,
-            in_flight=progress.in_flight,
-            refresh=False,
-        )
-        self._bar.update(progress.done - self._bar.n)
-
-    def close(self) -> None:
-        """Finish the bar."""
-        self._bar.close()
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def progress_bar(*, total: int | None = None, desc: str = "images", **options: Any) -> ProgressBar:
-    """A tqdm progress bar to pass as ``on_progress`` (needs ``openai-images[progress]``).
-
-    Args:
-        total: How many items the batch has, if known (e.g. ``len(requests)``).
-        desc: The bar's label.
-        **options: More ``tqdm`` arguments (``file=``, ``leave=``...).
-
-    Example:
-        ```python
-        with progress_bar(total=len(requests)) as bar:
-            report = await client.run_batch(requests, on_progress=bar)
-        ```
-    """
-    return ProgressBar(total=total, desc=desc, options=options)

@@ -9,14 +9,20 @@
 - scalars are strict both ways (a ``"5"`` is not an int, a ``1`` is not a string), so the
   local server reports a wrongly typed field instead of guessing; so are containers (a
   string is not a list of images, nor an object).
+
+``configure_converter(conv, strict=True)`` adds what reading requests from outside needs
+(the local server's intake, the command line's batch files): unknown fields are refused,
+and file fields are taken as they come (spooled paths, resolved paths), a ``mask`` object
+becoming an ``ImageRef``. ``structure_problems`` turns a structuring error into the wire
+paths it concerns, for each caller to word in its own way.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import attrs
 import cattrs
@@ -39,7 +45,15 @@ from ._requests import (
 )
 from ._responses import ImagesResponse
 
-__all__ = ["converter", "make_converter", "request_fields", "structure_response"]
+__all__ = [
+    "StructureProblem",
+    "configure_converter",
+    "converter",
+    "make_converter",
+    "request_fields",
+    "structure_problems",
+    "structure_response",
+]
 
 T = TypeVar("T")
 
@@ -104,12 +118,15 @@ def _only(kinds: tuple[type, ...], what: str, hook: Hook) -> Hook:
     return structure
 
 
-def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
+def make_converter(*, detailed_validation: bool = False, strict: bool = False) -> cattrs.Converter:
     """A converter for this library's requests and responses.
 
     Args:
         detailed_validation: Collect every structuring error with its path (the local
-            server uses this to name the offending ``param``); off by default for speed.
+            server and batch files use this to name the offending field); off by default
+            for speed.
+        strict: Refuse unknown request fields and take file fields as given (see
+            ``configure_converter``).
 
     Example:
         >>> conv = make_converter()
@@ -117,6 +134,26 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
         {'prompt': 'a fox', 'n': 2}
     """
     conv = cattrs.Converter(detailed_validation=detailed_validation, forbid_extra_keys=False)
+    configure_converter(conv, strict=strict)
+    return conv
+
+
+def configure_converter(conv: cattrs.Converter, *, strict: bool = False) -> None:
+    """Teach ``conv`` this library's requests and responses.
+
+    Args:
+        conv: A fresh converter (never cattrs' global one).
+        strict: For requests read from outside (the local server, batch files): unknown
+            fields, also inside an ``ImageRef``, are errors, file fields (``image``,
+            ``mask``) are taken as they come, and a ``mask`` object becomes an ``ImageRef``.
+            Off, unknown fields are ignored, as a client reading a newer API must.
+
+    Example:
+        >>> conv = cattrs.Converter(detailed_validation=True)
+        >>> configure_converter(conv, strict=True)
+        >>> conv.structure({"prompt": "a fox", "n": 2}, GenerateRequest).n
+        2
+    """
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(bool, _structure_bool)
@@ -147,12 +184,27 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
         conv.register_unstructure_hook(
             nested, make_dict_unstructure_fn(nested, conv, _cattrs_omit_if_default=True)
         )
+        if strict:
+            conv.register_structure_hook(
+                nested, make_dict_structure_fn(nested, conv, _cattrs_forbid_extra_keys=True)
+            )
     for cls, file_fields in FILE_FIELDS.items():
         omitted: dict[str, Any] = {name: override(omit=True) for name in ("endpoint", *file_fields)}
         conv.register_unstructure_hook(
             cls, make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **omitted)
         )
-        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **omitted))
+        if strict:
+            taken: dict[str, Any] = {name: override(struct_hook=_as_is) for name in file_fields}
+            if cls is EditRequest:
+                taken["mask"] = override(struct_hook=_mask_hook(conv))
+            conv.register_structure_hook(
+                cls,
+                make_dict_structure_fn(
+                    cls, conv, _cattrs_forbid_extra_keys=True, endpoint=override(omit=True), **taken
+                ),
+            )
+        else:
+            conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **omitted))
     conv.register_structure_hook(
         ImagesResponse,
         make_dict_structure_fn(
@@ -162,7 +214,87 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
             headers=override(omit=True),
         ),
     )
-    return conv
+
+
+def _as_is(value: Any, _: Any) -> Any:
+    return value
+
+
+def _mask_hook(conv: cattrs.Converter) -> Hook:
+    def structure(value: Any, _: Any) -> Any:
+        # A JSON edit's mask is a reference; an uploaded one is already a path.
+        return conv.structure(value, ImageRef) if isinstance(value, Mapping) else value
+
+    return structure
+
+
+ProblemCode: TypeAlias = Literal["unknown_parameter", "missing_required_parameter", "invalid_type"]
+
+
+@attrs.frozen(kw_only=True)
+class StructureProblem:
+    """One thing wrong with wire data that failed to structure.
+
+    Attributes:
+        param: The wire path of the offending field (``"n"``, ``"images[0].file_id"``).
+        code: ``unknown_parameter``, ``missing_required_parameter`` or ``invalid_type``.
+        detail: For ``invalid_type``, what the converter said (``"expected an integer, got
+            str"``); empty otherwise.
+    """
+
+    param: str
+    code: ProblemCode
+    detail: str = ""
+
+
+_PRIORITY: dict[str, int] = {
+    "unknown_parameter": 0,
+    "missing_required_parameter": 1,
+    "invalid_type": 2,
+}
+
+
+def structure_problems(error: BaseException) -> list[StructureProblem]:
+    """Every problem in a structuring error (from a ``detailed_validation`` converter).
+
+    Unknown fields come first, then missing ones, then wrongly typed ones, each group in
+    the order met, so ``[0]`` is the problem to report.
+
+    Example:
+        >>> conv = make_converter(detailed_validation=True, strict=True)
+        >>> try:
+        ...     conv.structure({"prompt": "p", "n": "2", "colour": "red"}, GenerateRequest)
+        ... except Exception as error:
+        ...     [(p.param, p.code) for p in structure_problems(error)]
+        [('colour', 'unknown_parameter'), ('n', 'invalid_type')]
+    """
+    return sorted(_problems(error, ""), key=lambda problem: _PRIORITY[problem.code])
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _problems(error: BaseException, path: str) -> Iterator[StructureProblem]:
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        for key in sorted(error.extra_fields):
+            yield StructureProblem(param=_join(path, key), code="unknown_parameter")
+    elif isinstance(error, cattrs.ClassValidationError):
+        with_notes, without = error.group_exceptions()
+        for sub, note in with_notes:
+            yield from _problems(sub, _join(path, note.name))
+        for sub in without:
+            yield from _problems(sub, path)
+    elif isinstance(error, cattrs.IterableValidationError):
+        with_index, without = error.group_exceptions()
+        for sub, index_note in with_index:
+            yield from _problems(sub, f"{path}[{index_note.index}]")
+        for sub in without:
+            yield from _problems(sub, path)
+    elif isinstance(error, KeyError):
+        yield StructureProblem(param=path, code="missing_required_parameter")
+    else:
+        yield StructureProblem(param=path, code="invalid_type", detail=str(error))
 
 
 converter = make_converter()

@@ -29,8 +29,10 @@ from openai_images import (
     ImageGenPartialImageEvent,
     ImagesResponse,
     Usage,
-    progress_bar,
 )
+from openai_images._imagebytes import image_bytes
+from openai_images._progress import progress_display
+from openai_images._responses import write_atomically
 
 try:
     from PIL import Image, ImageDraw, ImageFont
@@ -180,11 +182,8 @@ async def _save(
     paths = []
     for index, image in enumerate(response.data, start=1):
         path = folder / f"{stem}-{index}.png"
-        if image.b64_json is None:
-            data = await client.download(image)
-            await anyio.Path(path).write_bytes(data)
-        else:
-            await anyio.to_thread.run_sync(image.save, path)
+        data = await image_bytes(image, downloader=client, position=index - 1)
+        await anyio.to_thread.run_sync(write_atomically, path, data)
         paths.append(path)
     return paths
 
@@ -310,11 +309,7 @@ async def _batch(
         )
         for index in range(size)
     )
-    try:
-        bar = progress_bar(total=size, desc="batch of edits")
-    except ImportError:
-        print("  (pip install 'openai-images[progress]' for a progress bar)", file=out)
-        bar = None
+    bar = progress_display(total=size, desc="batch of edits")
     failed = []
     files: list[Path] = []
     try:
@@ -330,8 +325,7 @@ async def _batch(
                     failed.append(result)
                 files.extend(result.paths)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     summary = results.summary()
     for result in failed[:5]:
         print(f"  edit {result.index + 1} failed: {result.error}", file=out)

@@ -2,49 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
+import attrs
 import orjson
 import pytest
 
-from openai_images import ImagesClient
-from openai_images.cli import main
+from openai_images import (
+    EditRequest,
+    GenerateRequest,
+    ImageRequest,
+    ImagesClient,
+    VariationRequest,
+)
+from openai_images.cli import build_parser, main
+from openai_images.cli._fields import field_options
 from openai_images.testing import LocalImagesServer
+from tests.cli_support import PNG, one_line, running_server, server
 from tests.images import make_png
 
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[LocalImagesServer]:
-    """One local server for the whole module (each test clears what it recorded)."""
-    with LocalImagesServer.in_thread() as server:
-        yield server
-
-
-@pytest.fixture
-def server(
-    running_server: LocalImagesServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> LocalImagesServer:
-    """The server, with the environment pointing at it and a fresh working folder."""
-    running_server.clear()
-    monkeypatch.setenv("OPENAI_BASE_URL", running_server.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cli-key-0123456789")
-    monkeypatch.chdir(tmp_path)
-    return running_server
-
-
-def one_line(text: str) -> str:
-    """The text's only line (failing if there are several)."""
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
+__all__ = ["running_server", "server"]  # fixtures, imported to be found
 
 
 def test_generate_saves_numbered_files(
@@ -124,11 +108,11 @@ def test_url_results_are_downloaded(server: LocalImagesServer) -> None:
 def test_invalid_size_is_one_line_and_exit_1(
     server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A rule broken on the client's side: one line naming the field, nothing sent."""
+    """A rule broken on the client's side: one line naming the option, nothing sent."""
     code = main(["generate", "a fox", "--model", "gpt-image-1", "--size", "13x13"])
     captured = capsys.readouterr()
     assert code == 1
-    assert one_line(captured.err).startswith("error: size: '13x13' is not a valid size")
+    assert one_line(captured.err).startswith("error: --size: '13x13' is not a valid size")
     assert "Traceback" not in captured.err
     assert server.requests == []
 
@@ -155,7 +139,7 @@ def test_debug_shows_the_traceback(
     err = capsys.readouterr().err
     assert code == 1
     assert "Traceback" in err
-    assert err.strip().splitlines()[-1].startswith("error: n:")
+    assert err.strip().splitlines()[-1].startswith("error: -n is 2;")
 
 
 def test_missing_key_is_a_clear_error(
@@ -164,7 +148,91 @@ def test_missing_key_is_a_clear_error(
     """Without a key the command says how to give one."""
     monkeypatch.delenv("OPENAI_API_KEY")
     assert main(["generate", "a fox", "--model", "dall-e-2"]) == 1
-    assert "OPENAI_API_KEY" in one_line(capsys.readouterr().err)
+    line = one_line(capsys.readouterr().err)
+    assert "OPENAI_API_KEY" in line
+    assert "--api-key" in line
+    assert "api_key=" not in line
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--format", "jpeg", "--compression", "150"], "error: --compression is 150; "),
+        (["--partial-images", "7"], "error: --partial-images is 7; it must be 0..3"),
+        (["-n", "2", "--quality", "ultra"], "error: --quality: 'ultra' is not a valid quality"),
+    ],
+)
+def test_field_errors_name_the_option(
+    server: LocalImagesServer,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    expected: str,
+) -> None:
+    """A broken rule names the option that sets the field, not the API's field name."""
+    assert main(["generate", "a fox", "--model", "gpt-image-1", *options]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(expected)
+    assert "output_compression" not in line
+    assert "partial_images" not in line
+    assert server.requests == []
+
+
+def test_edit_reference_errors_name_the_option(
+    server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad reference names --image-url, the option that gave it."""
+    assert main(["edit", "a frame", "--image-url", "ftp://x/a.png", "--model", "gpt-image-1"]) == 1
+    assert one_line(capsys.readouterr().err).startswith("error: --image-url ")
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("command", "cls"),
+    [("generate", GenerateRequest), ("edit", EditRequest), ("variation", VariationRequest)],
+)
+def test_every_request_field_has_an_option(command: str, cls: type[ImageRequest]) -> None:
+    """Options are derived from the request classes: a new field gets one for free."""
+    inputs = {"endpoint", "prompt", "image", "images", "mask"}
+    fields = {field.name for field in attrs.fields(cls) if field.name not in inputs}
+    subparsers = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    dests = {action.dest for action in subparsers.choices[command]._actions}
+    assert fields <= dests
+
+
+@attrs.frozen(kw_only=True)
+class FutureRequest:
+    """A request class with fields of every kind an option can take."""
+
+    prompt: str
+    seed: int | None = None
+    strength: float | None = None
+    tone: Literal["warm", "cool"] | None = None
+    watermark: bool | None = None
+    region: dict[str, int] | None = None
+
+
+def test_an_option_is_typed_after_its_field() -> None:
+    """Integers, numbers, text, booleans (--x/--no-x) and other values (JSON) alike."""
+
+    options = {option.name: option for option in field_options(FutureRequest)}
+    assert {name: option.kind for name, option in options.items()} == {
+        "seed": int,
+        "strength": float,
+        "tone": str,
+        "watermark": bool,
+        "region": object,
+    }
+    assert options["tone"].help == "one of: warm, cool"
+    parser = argparse.ArgumentParser()
+    group = parser.add_argument_group()
+    for option in options.values():
+        option.add_to(group)
+    args = parser.parse_args(["--seed", "7", "--no-watermark", "--region", '{"x": 1}'])
+    assert (args.seed, args.watermark, args.region, args.tone) == (7, False, {"x": 1}, None)
 
 
 def test_an_existing_file_is_never_overwritten(
@@ -305,92 +373,6 @@ def test_variation_saves_after_the_input_name(
     assert code == 0
     assert capsys.readouterr().out.split() == ["out/jam-variation-1.png", "out/jam-variation-2.png"]
     assert server.requests[-1].endpoint == "variations"
-
-
-def write_jobs(folder: Path) -> Path:
-    """A batch file with a generation, an edit with a relative path, and a variation."""
-    (folder / "inputs").mkdir(parents=True)
-    (folder / "inputs" / "jam.png").write_bytes(make_png(64, 64))
-    lines = [
-        {"prompt": "a fox", "model": "dall-e-2", "size": "256x256", "response_format": "b64_json"},
-        {
-            "prompt": "a jar",
-            "image": ["inputs/jam.png"],
-            "model": "gpt-image-1",
-            "quality": "low",
-            "name": "jar",
-        },
-        {
-            "endpoint": "variations",
-            "image": "inputs/jam.png",
-            "size": "256x256",
-            "n": 2,
-            "response_format": "b64_json",
-        },
-    ]
-    path = folder / "jobs.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
-    return path
-
-
-def test_batch_saves_every_line_and_resumes(
-    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A batch saves each line's images; a rerun refuses; --resume redoes only what is missing."""
-    jobs = write_jobs(tmp_path / "work")
-    assert main(["batch", str(jobs), "-o", "out", "--concurrency", "2"]) == 0
-    assert sorted(path.name for path in Path("out").glob("*.png")) == [
-        "jar.png",
-        "jobs-000001.png",
-        "jobs-000003-0.png",
-        "jobs-000003-1.png",
-    ]
-    assert "3 requests: 3 ok, 0 failed" in capsys.readouterr().out
-    assert main(["batch", str(jobs), "-o", "out"]) == 1
-    assert "already exists (use --resume" in one_line(capsys.readouterr().err)
-
-    Path("out/jar.png").unlink()
-    server.clear()
-    assert main(["batch", str(jobs), "-o", "out", "--resume", "--json", "--no-progress"]) == 0
-    report = orjson.loads(capsys.readouterr().out)
-    assert report["summary"]["ok"] == 1
-    assert report["summary"]["skipped"] == 2
-    assert [r["skipped"] for r in report["results"]] == [True, False, True]
-    assert [r.endpoint for r in server.requests] == ["edits"]
-    assert Path("out/jar.png").is_file()
-
-
-def test_batch_checks_every_line_before_sending(
-    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A bad line fails the whole file up front, naming the file, the line and the field."""
-    jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text('{"prompt": "a fox"}\n\n{"prompt": "a fox", "model": "dall-e-3", "n": 2}\n')
-    assert main(["batch", str(jobs)]) == 1
-    assert (
-        one_line(capsys.readouterr().err)
-        == f"error: {jobs}:3: n: n is 2; it must be 1 for dall-e-3"
-    )
-    jobs.write_text('{"prompt": "a fox", "colour": "red"}\n')
-    assert main(["batch", str(jobs)]) == 1
-    assert "unknown field 'colour' for generations" in capsys.readouterr().err
-    assert server.requests == []
-
-
-def test_batch_reports_failed_lines(
-    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A line the API refuses is reported with its line number; the others are saved."""
-    jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text(
-        '{"prompt": "a fox", "model": "dall-e-2", "response_format": "b64_json"}\n'
-        '{"prompt": "a fox", "model": "not-a-model"}\n'
-    )
-    assert main(["batch", str(jobs), "--no-progress"]) == 1
-    captured = capsys.readouterr()
-    assert "2 requests: 1 ok, 1 failed" in captured.out
-    assert one_line(captured.err).startswith(f"error: {jobs}:2: Invalid value: 'not-a-model'.")
-    assert Path("jobs-000001.png").is_file()
 
 
 def test_python_m_runs_the_command_line(server: LocalImagesServer, tmp_path: Path) -> None:

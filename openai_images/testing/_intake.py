@@ -7,10 +7,10 @@ memory, into a folder the caller owns. JSON edits' ``data:`` URLs are decoded to
 the same way.
 
 What arrived is then structured into ``GenerateRequest`` / ``EditRequest`` /
-``VariationRequest`` by a converter built from the client's own
-(``openai_images._converter.make_converter``), taught two things the client never
-needs: file fields arrive as spooled paths, and unknown fields are refused. Its errors
-become ``Rejection`` s naming the offending ``param``.
+``VariationRequest`` by the client's own converter in its strict mode
+(``openai_images._converter.make_converter(strict=True)``): file fields arrive as spooled
+paths, and unknown fields are refused. Its errors become ``Rejection`` s naming the
+offending ``param``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import typing
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,9 +35,8 @@ import orjson
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
-from cattrs.gen import make_dict_structure_fn, override
 
-from openai_images._converter import FILE_FIELDS, make_converter
+from openai_images._converter import FILE_FIELDS, make_converter, structure_problems
 from openai_images._requests import (
     EditRequest,
     ImageRef,
@@ -329,10 +328,23 @@ def structure_request(cls: type[RequestT], data: dict[str, Any]) -> RequestT:
     try:
         request: RequestT = _CONVERTER.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as error:
-        problems = sorted(_problems(error, ""), key=lambda found: _PRIORITY[found.code or ""])
-        if problems:
-            raise problems[0] from error
-        raise Rejection(f"Invalid request body: {error}") from error
+        problems = structure_problems(error)
+        if not problems:
+            raise Rejection(f"Invalid request body: {error}") from error
+        first = problems[0]
+        if first.code == "unknown_parameter":
+            raise unknown_parameter(first.param) from error
+        if first.code == "missing_required_parameter":
+            raise Rejection(
+                f"Missing required parameter: '{first.param}'.",
+                param=first.param,
+                code="missing_required_parameter",
+            ) from error
+        raise Rejection(
+            f"Invalid type for '{first.param}': {first.detail}.",
+            param=first.param,
+            code="invalid_type",
+        ) from error
     return request
 
 
@@ -367,67 +379,7 @@ def check_reference_shapes(data: Mapping[str, Any]) -> None:
         raise _wrong_type("mask", "an object", mask)
 
 
-_PRIORITY = {"unknown_parameter": 0, "missing_required_parameter": 1, "invalid_type": 2, "": 3}
-
-
-def _as_is(value: Any, _: Any) -> Any:
-    return value
-
-
-def _server_converter() -> cattrs.Converter:
-    conv = make_converter(detailed_validation=True)
-    # Before the requests: their generated functions capture ImageRef's hook.
-    conv.register_structure_hook(
-        ImageRef, make_dict_structure_fn(ImageRef, conv, _cattrs_forbid_extra_keys=True)
-    )
-
-    def mask(value: Any, _: Any) -> Any:
-        # A JSON edit's mask is a reference; a multipart one is already a spooled path.
-        return conv.structure(value, ImageRef) if isinstance(value, dict) else value
-
-    for cls, file_fields in FILE_FIELDS.items():
-        hooks: dict[str, Any] = {name: override(struct_hook=_as_is) for name in file_fields}
-        if cls is EditRequest:
-            hooks["mask"] = override(struct_hook=mask)
-        hooks["endpoint"] = override(omit=True)
-        conv.register_structure_hook(
-            cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **hooks)
-        )
-    return conv
-
-
-_CONVERTER = _server_converter()
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _problems(error: BaseException, path: str) -> Iterator[Rejection]:
-    """Every problem in a cattrs error tree, as rejections naming the wire path."""
-    if isinstance(error, cattrs.ForbiddenExtraKeysError):
-        for key in sorted(error.extra_fields):
-            yield unknown_parameter(_join(path, key))
-    elif isinstance(error, cattrs.ClassValidationError):
-        with_notes, without = error.group_exceptions()
-        for sub, note in with_notes:
-            yield from _problems(sub, _join(path, note.name))
-        for sub in without:
-            yield from _problems(sub, path)
-    elif isinstance(error, cattrs.IterableValidationError):
-        with_index, without = error.group_exceptions()
-        for sub, index_note in with_index:
-            yield from _problems(sub, f"{path}[{index_note.index}]")
-        for sub in without:
-            yield from _problems(sub, path)
-    elif isinstance(error, KeyError):
-        yield Rejection(
-            f"Missing required parameter: '{path}'.",
-            param=path,
-            code="missing_required_parameter",
-        )
-    else:
-        yield Rejection(f"Invalid type for '{path}': {error}.", param=path, code="invalid_type")
+_CONVERTER = make_converter(detailed_validation=True, strict=True)
 
 
 def _json_type(value: Any) -> str:
