@@ -196,10 +196,13 @@ def test_content_length_is_unknown_with_an_unsized_file() -> None:
     assert enc.content_length(fields=[], files=[(header, 10), (header, None)]) is None
 
 
-# Line breaks are percent-encoded (a one-way trip), and the email parser strips the spaces
-# around a parameter: neither reads back as given, so names here have none.
+# Line breaks are percent-encoded (a one-way trip); the email parser strips the spaces
+# around a parameter, and unquotes a value once more than the quoting we add (a filename
+# '""' or '<a>' reads back as ''/'a'): none of these reads back as given, so names here
+# have none (a quirk of the oracle: email.utils.unquote, not of the encoder).
 NAMES = st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
     lambda name: name == name.strip()
+    and not (len(name) > 1 and (name[0], name[-1]) in {('"', '"'), ("<", ">")})
 )
 VALUES = st.one_of(NAMES, st.integers(), st.booleans())
 FILES = st.lists(
