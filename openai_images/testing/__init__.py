@@ -16,7 +16,8 @@ Example:
     ```
 """
 
+from ._batches import BatchControl, LineFailure
 from ._faults import Fault
 from ._server import LocalImagesServer, RecordedRequest
 
-__all__ = ["Fault", "LocalImagesServer", "RecordedRequest"]
+__all__ = ["BatchControl", "Fault", "LineFailure", "LocalImagesServer", "RecordedRequest"]
