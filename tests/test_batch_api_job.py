@@ -209,6 +209,8 @@ async def test_resume_mid_collect_hands_each_line_over_once(
     second = await collect(resumed)
     indexes = [r.index for r in first + second]
     assert sorted(indexes) == list(range(14))
+    assert posts(server, "/v1/files") == 7
+    assert posts(server, "/v1/batches") == 4
     # Only the file read when the crash came is fetched again; finished files are not.
     assert sum(r.path.endswith("/content") for r in server.requests) - downloads <= 3
     again = await BatchAPI(client).resume(out / "batch_api.json")

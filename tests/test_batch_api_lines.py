@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -73,6 +73,8 @@ def check_line(line: dict[str, Any]) -> None:
     assert not errors, errors
 
 
+# The first example builds the schema validators, far over Hypothesis's default deadline.
+@settings(deadline=None)
 @given(request=gpt_generations, index=st.integers(0, 10**6), key=keys)
 def test_generation_lines_are_their_json_bodies(
     request: GenerateRequest, index: int, key: str
@@ -85,6 +87,7 @@ def test_generation_lines_are_their_json_bodies(
     assert orjson.loads(final_line(line, lambda d: {"file_id": d})) == line
 
 
+@settings(deadline=None)
 @given(
     count=st.integers(1, 16),
     shared=st.lists(digests, min_size=1, max_size=3),

@@ -71,6 +71,7 @@ DEFAULT_IMAGE_PURPOSE = "vision"
 INLINE_MAX_BYTES = 20 * 1024 * 1024
 """The largest ``data:`` URL an image reference may carry."""
 _SPOOL_CHUNK = 256 * 1024
+INPUTS = "inputs"  # the work folder's spool of input images, by digest
 
 
 @attrs.frozen(kw_only=True)
@@ -377,7 +378,7 @@ class BatchAPIJob:
             if state.images == "upload":
                 for digest in await anyio.to_thread.run_sync(self._digests):
                     if digest not in state.uploads:
-                        path = Path(state.sources[digest])
+                        path = state.work_dir / INPUTS / state.sources[digest]
                         state.uploads[digest] = await self._remote.upload(
                             path, purpose=state.purpose, filename=f"{digest[:16]}{path.suffix}"
                         )
@@ -459,7 +460,7 @@ class BatchAPIJob:
 
         @functools.lru_cache(maxsize=8)
         def inline(digest: str) -> dict[str, str]:
-            path = Path(state.sources[digest])
+            path = state.work_dir / INPUTS / state.sources[digest]
             data = path.read_bytes()
             content_type = _CONTENT_TYPES.get(path.suffix.lower(), "image/png")
             return {"image_url": f"data:{content_type};base64,{base64.b64encode(data).decode()}"}
@@ -741,7 +742,7 @@ async def _write_drafts(
     images: ImageStrategy,
 ) -> _Drafted:
     """Check every request and write its draft line; local images hashed (and spooled)."""
-    inputs = work / "inputs"
+    inputs = work / INPUTS
     await anyio.to_thread.run_sync(functools.partial(inputs.mkdir, exist_ok=True))
     paths: dict[str, str] = {}
     by_path: dict[tuple[str, int, int], LocalImage] = {}
@@ -820,11 +821,11 @@ async def _local(
             await out.write(chunk)
     hexdigest = digest.hexdigest()
     target = inputs / f"{hexdigest}{_EXTENSIONS.get(content_type, '.png')}"
-    if str(target) in paths.values() or target.exists():
+    if target.name in paths.values() or target.exists():
         await anyio.to_thread.run_sync(spool.unlink)
     else:
         await anyio.to_thread.run_sync(spool.rename, target)
-    paths[hexdigest] = str(target)
+    paths[hexdigest] = target.name
     image = LocalImage(digest=hexdigest, content_type=content_type, size=size)
     if stat is not None:
         by_path[(os.fspath(value), stat.st_size, stat.st_mtime_ns)] = image

@@ -79,7 +79,8 @@ class JobState:
         purpose: The purpose uploaded images get.
         metadata: Sent with each batch.
         total: Lines in the job.
-        sources: Each local input image's spooled copy, by digest.
+        sources: The file name of each local input image's spooled copy (in ``inputs/``),
+            by digest.
         uploads: The ``file_id`` of each uploaded image, by digest.
         shards: The input files and their batches.
         prepared: Every shard is written (uploads and batches may still be missing).
