@@ -356,3 +356,17 @@ async def test_state_file_records_uploads_and_batches(
         "2:000002",
         "3:000003",
     ]
+
+
+async def test_url_results_are_downloaded_and_saved(
+    client: AsyncImagesClient, tmp_path: Path
+) -> None:
+    """A line answered with a url (dall-e's default) has its image fetched and saved."""
+    requests = [GenerateRequest(prompt="a fox", model="dall-e-2", size="256x256")]
+    job = await BatchAPI(client).submit(requests, output_dir=tmp_path / "out")
+    await job.wait(poll_interval=0.01)
+    [result] = await collect(job)
+    assert result.response is not None
+    assert result.response.data[0].url is not None
+    assert result.paths == (tmp_path / "out" / "000000.png",)
+    assert result.paths[0].read_bytes().startswith(b"\x89PNG")

@@ -605,12 +605,18 @@ class BatchAPIJob:
                             error=outcome.error,
                         )
                         if outcome.response is not None:
+                            payloads: list[bytes | Image] = []
+                            for image in outcome.response.data:
+                                if image.b64_json is None and image.url:
+                                    payloads.append(await self._remote.download(image.url))
+                                else:
+                                    payloads.append(image)
                             paths = await anyio.to_thread.run_sync(
                                 _write_outputs,
                                 out,
                                 outcome.key,
                                 outcome.response.output_format,
-                                list[bytes | Image](outcome.response.data),
+                                payloads,
                             )
                             result = attrs.evolve(result, paths=paths)
                         await anyio.to_thread.run_sync(

@@ -126,6 +126,10 @@ class Remote:
         """Ask for the batch to stop; the batch object (``cancelling``)."""
         return await self._json("POST", f"batches/{batch_id}/cancel")
 
+    async def download(self, url: str) -> bytes:
+        """A ``url`` result's bytes (dall-e models answer with URLs unless told otherwise)."""
+        return await self._client.download(url)
+
     async def lines(self, file_id: str) -> AsyncIterator[bytes]:
         """A file's content, line by line as it arrives (never held whole)."""
         client = self._client

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
@@ -49,6 +50,7 @@ _EXPIRED = {
     "message": "This request could not be executed before the completion window expired.",
 }
 _POLL = 0.01  # how often a paused batch looks again
+_logger = logging.getLogger(__name__)
 
 
 @attrs.frozen(kw_only=True)
@@ -362,7 +364,16 @@ class BatchService:
     async def _run(self, batches: MemoryObjectReceiveStream[_Batch]) -> None:
         async with anyio.create_task_group() as group, batches:
             async for batch in batches:
-                group.start_soon(self._process, batch)
+                group.start_soon(self._guarded, batch)
+
+    async def _guarded(self, batch: _Batch) -> None:
+        """Process a batch; a bug fails that batch (logged), never the others."""
+        try:
+            await self._process(batch)
+        except Exception:
+            _logger.exception("the local server failed on batch %s", batch.id)
+            batch.errors.append(_batch_error("server_error", "The server failed on the batch."))
+            batch.move("failed")
 
     async def _process(self, batch: _Batch) -> None:
         stored = self._files.get(batch.input_file_id)
