@@ -370,3 +370,29 @@ async def test_url_results_are_downloaded_and_saved(
     assert result.response.data[0].url is not None
     assert result.paths == (tmp_path / "out" / "000000.png",)
     assert result.paths[0].read_bytes().startswith(b"\x89PNG")
+
+
+async def test_a_moved_job_resumes_from_its_new_folder(
+    client: AsyncImagesClient,
+    server: LocalImagesServer,
+    pictures: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The state names the job's files relative to its folder: moved, it still resumes."""
+    real_create = Remote.create_batch
+
+    async def crash(self: Remote, **kwargs: Any) -> dict[str, Any]:
+        raise Crash
+
+    monkeypatch.setattr(Remote, "create_batch", crash)
+    with pytest.raises(Crash):
+        await BatchAPI(client).submit(mixed(4, pictures), output_dir=tmp_path / "first")
+    monkeypatch.setattr(Remote, "create_batch", real_create)
+    (tmp_path / "first").rename(tmp_path / "moved")
+    job = await BatchAPI(client).resume(tmp_path / "moved" / "batch_api.json")
+    await job.wait(poll_interval=0.01)
+    results = await collect(job)
+    assert all(r.ok for r in results)
+    assert {p.parent for r in results for p in r.paths} == {tmp_path / "moved"}
+    assert posts(server, "/v1/files") == 2 + 2  # two pictures, one file per endpoint

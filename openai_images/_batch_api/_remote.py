@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 import orjson
 
 from openai_images._config import Timeout
@@ -41,6 +42,11 @@ class Remote:
 
     def _url(self, path: str) -> str:
         return f"{self._client.base_url}/{path}"
+
+    def _transfer_timeout(self) -> Timeout:
+        """The client's timeout without its total: a file of 200 MB (or an output file of
+        many GB) takes as long as it takes, while a stalled connection still fails."""
+        return attrs.evolve(self._client.timeout, total=None)
 
     async def _json(
         self, method: str, path: str, *, data: Any = None, params: dict[str, str] | None = None
@@ -94,7 +100,7 @@ class Remote:
                 stream=chunks,
                 length=len(head) + size + len(tail),
             ),
-            timeout=client.timeout,
+            timeout=self._transfer_timeout(),
             max_retries=client.max_retries,
         )
         data = _object(exchange.body, exchange.status)
@@ -139,7 +145,7 @@ class Remote:
             headers={**client._auth_headers(), "Accept": "application/octet-stream"},
             params=None,
             body=None,
-            timeout=Timeout.coerce(None, default=client.timeout),
+            timeout=self._transfer_timeout(),
             max_retries=client.max_retries,
             stream=True,
         )
