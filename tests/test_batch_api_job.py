@@ -26,6 +26,8 @@ from openai_images._batch_api import BatchAPI, BatchAPIJob, BatchLineError
 from openai_images._batch_api._remote import Remote
 from openai_images.testing import LineFailure, LocalImagesServer
 
+from .test_batch_api_lines import check_line
+
 pytestmark = pytest.mark.anyio
 
 
@@ -343,13 +345,16 @@ def jsonl_lines(path: Path) -> list[dict[str, Any]]:
 async def test_state_file_records_uploads_and_batches(
     client: AsyncImagesClient, pictures: list[Path], tmp_path: Path
 ) -> None:
-    """The state names every upload and batch; the shards are the lines sent."""
+    """The state names every upload and batch; the shards are the contract's lines."""
     out = tmp_path / "out"
     job = await BatchAPI(client, max_lines=2).submit(mixed(4, pictures), output_dir=out)
     state = orjson.loads((out / "batch_api.json").read_bytes())
     assert len(state["uploads"]) == 2  # the pictures of lines 1 and 3
     assert [s["batch_id"] for s in state["shards"]] == list(job.batch_ids)
     shard_lines = [jsonl_lines(out / ".batch_api" / s["path"]) for s in state["shards"]]
+    for lines in shard_lines:
+        for line in lines:
+            check_line(line)
     assert sorted(line["custom_id"] for lines in shard_lines for line in lines) == [
         "0:000000",
         "1:000001",
