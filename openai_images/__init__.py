@@ -18,6 +18,14 @@ from ._batch import (
     ProgressBar,
     progress_bar,
 )
+from ._batch_api import (
+    BatchAPI,
+    BatchAPIJob,
+    BatchAPIProgress,
+    BatchAPIReport,
+    BatchLineError,
+    RemoteBatch,
+)
 from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
 from ._config import Timeout
 from ._errors import (
@@ -80,7 +88,12 @@ __all__ = [
     "AsyncImagesClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchAPI",
+    "BatchAPIJob",
+    "BatchAPIProgress",
+    "BatchAPIReport",
     "BatchIterator",
+    "BatchLineError",
     "BatchProgress",
     "BatchReport",
     "BatchResult",
@@ -114,6 +127,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProgressBar",
     "RateLimitError",
+    "RemoteBatch",
     "RequestOptions",
     "RequestValidationError",
     "SvgOptions",

@@ -201,8 +201,10 @@ def test_content_length_is_unknown_with_an_unsized_file() -> None:
 # '""' or '<a>' reads back as ''/'a'): none of these reads back as given, so names here
 # have none (a quirk of the oracle: email.utils.unquote, not of the encoder).
 NAMES = st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
-    lambda name: name == name.strip()
-    and not (len(name) > 1 and (name[0], name[-1]) in {('"', '"'), ("<", ">")})
+    lambda name: (
+        name == name.strip()
+        and not (len(name) > 1 and (name[0], name[-1]) in {('"', '"'), ("<", ">")})
+    )
 )
 VALUES = st.one_of(NAMES, st.integers(), st.booleans())
 FILES = st.lists(

@@ -17,7 +17,15 @@ Example:
 """
 
 from ._azure import AzureMode
+from ._batches import BatchControl, LineFailure
 from ._faults import Fault
 from ._server import LocalImagesServer, RecordedRequest
 
-__all__ = ["AzureMode", "Fault", "LocalImagesServer", "RecordedRequest"]
+__all__ = [
+    "AzureMode",
+    "BatchControl",
+    "Fault",
+    "LineFailure",
+    "LocalImagesServer",
+    "RecordedRequest",
+]

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import typing
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ from openai_images._requests import (
     VariationRequest,
 )
 from openai_images._rules import MAX_INPUT_IMAGES
+from openai_images._sniff import sniff
 
 from ._wire import Rejection
 
@@ -276,19 +277,43 @@ def check_declared_type(upload: Upload, *, param: str) -> None:
         )
 
 
-async def spool_reference(ref: ImageRef, *, param: str, field: str, path: Path) -> Upload:
-    """Decode a JSON edit's ``data:`` URL reference to a file.
+async def spool_reference(
+    ref: ImageRef,
+    *,
+    param: str,
+    field: str,
+    path: Path,
+    files: Callable[[str], Path | None] | None = None,
+) -> Upload:
+    """Decode a JSON edit's ``data:`` URL reference to a file, or find its ``file_id``.
+
+    Args:
+        files: Where an uploaded file's bytes are, by id (``/v1/files``); ``None`` if unknown.
 
     Raises:
-        Rejection: The reference is a ``file_id`` or an http(s) URL (the local server
-            cannot fetch either), or a malformed ``data:`` URL.
+        Rejection: The reference is an unknown ``file_id`` or an http(s) URL (the local
+            server cannot fetch it), or a malformed ``data:`` URL.
     """
     if ref.image_url is None:
-        raise Rejection(
-            f"No such file: '{ref.file_id}'. The local server stores no files; send the "
-            "image as a data: URL, or upload it as multipart.",
-            param=f"{param}.file_id",
-            code="invalid_value",
+        stored = files(ref.file_id or "") if files is not None else None
+        if stored is None:
+            raise Rejection(
+                f"No such file: '{ref.file_id}'. Upload it to this server's /v1/files, send "
+                "the image as a data: URL, or upload it as multipart.",
+                param=f"{param}.file_id",
+                code="invalid_value",
+            )
+        size, digest, head = await anyio.to_thread.run_sync(_digest_file, stored)
+        # A stored file declares no type: it has the type its bytes show.
+        sniffed = sniff(head, filename=stored.name, size=size).content_type
+        return Upload(
+            field=field,
+            part=param,
+            filename=ref.file_id or param,
+            content_type=sniffed,
+            path=stored,
+            size=size,
+            digest=digest,
         )
     if not ref.image_url.startswith("data:"):
         raise Rejection(
@@ -532,3 +557,16 @@ def _decode_data_url(url: str, path: Path) -> tuple[str, int, str]:
         data = urllib.parse.unquote_to_bytes(payload)
     path.write_bytes(data)
     return declared, len(data), hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _digest_file(path: Path) -> tuple[int, str, bytes]:
+    """A stored file's size, digest and first bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    head = b""
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            head = head or chunk[:4096]
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest(), head

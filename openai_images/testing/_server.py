@@ -25,6 +25,8 @@ import functools
 import logging
 import math
 import secrets
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
@@ -50,7 +52,9 @@ from openai_images._rules import MODELS, check, check_images
 from openai_images._sniff import ImageInfo
 
 from ._azure import AzureMode, Placement
+from ._batches import BatchControl, BatchService
 from ._faults import Fault, FaultQueue, fault_error, fault_from_json
+from ._files import FileStore, StoredFile, file_chunks, list_limit
 from ._images import (
     MAX_REQUEST_PIXELS,
     ImageDecodeError,
@@ -116,7 +120,8 @@ class RecordedRequest:
         method: ``"POST"``, ``"GET"``...
         path: The URL path, e.g. ``"/v1/images/edits"``.
         endpoint: ``"generations"``, ``"edits"``, ``"variations"``, ``"files"`` (a ``url``
-            download), or ``None`` for an unknown route.
+            download), ``"file_api"`` (``/v1/files``), ``"batch_api"`` (``/v1/batches``),
+            or ``None`` for an unknown route.
         content_type: The request's ``Content-Type`` header as sent.
         fields: The body's fields as parsed: the JSON object, or the multipart text fields
             coerced to their types (empty when the body was never read).
@@ -264,6 +269,13 @@ class LocalImagesServer:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._azure = AzureMode() if azure is True else azure or None
+        # /v1/files and /v1/batches keep their files in a folder of their own (from start).
+        self._stored = FileStore(max_bytes=512 * MiB)
+        self.batch_api = BatchControl()
+        """The Batch API's scripted behaviour: speed, line failures, expiry (``BatchControl``)."""
+        self._batches = BatchService(
+            files=self._stored, answer=self._answer_line, control=self.batch_api
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -278,6 +290,9 @@ class LocalImagesServer:
             shutdown_timeout=self._shutdown_timeout,
             # A client that hangs up (a timeout, a reset) cancels its request's handler.
             handler_cancellation=True,
+        )
+        self._stored.directory = Path(
+            tempfile.mkdtemp(prefix="openai-images-files-", dir=self._tmp_dir)
         )
         await runner.setup()
         try:
@@ -298,6 +313,7 @@ class LocalImagesServer:
         if runner is not None:
             with anyio.CancelScope(shield=True):
                 await runner.cleanup()
+            shutil.rmtree(self._stored.directory, ignore_errors=True)
 
     async def __aenter__(self) -> LocalImagesServer:
         await self.start()
@@ -386,6 +402,7 @@ class LocalImagesServer:
                 route = f"{prefix}/images/{endpoint}"
                 app.router.add_route("*", route, self._endpoint_handler(endpoint))
         app.router.add_get("/v1/_files/{name}", self._download)
+        self._add_batch_api(app)
         if self._control_route:
             app.router.add_route("*", "/_control/faults", self._control)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
@@ -423,6 +440,101 @@ class LocalImagesServer:
             return self._finish(exchange, web.Response(body=data, content_type="image/png"))
         finally:
             self._keep(exchange)
+
+    # -- /v1/files and /v1/batches -----------------------------------------------------------
+
+    def _add_batch_api(self, app: web.Application) -> None:
+        app.cleanup_ctx.append(self._batches.background)
+        files, batches = self._stored, self._batches
+        route = self._api_route
+
+        async def upload(request: web.Request) -> Any:
+            return (await files.receive(request)).wire()
+
+        async def list_files(request: web.Request) -> Any:
+            limit = list_limit(request, default=10_000, most=10_000)
+            purpose = request.query.get("purpose")
+            return files.listing(purpose=purpose, limit=limit, after=request.query.get("after"))
+
+        async def retrieve_file(request: web.Request) -> Any:
+            return _stored_file(files, request).wire()
+
+        async def delete_file(request: web.Request) -> Any:
+            stored = _stored_file(files, request)
+            files.delete(stored.id)
+            return {"id": stored.id, "object": "file", "deleted": True}
+
+        async def content(request: web.Request) -> Any:
+            stored = _stored_file(files, request)
+            return web.Response(
+                body=file_chunks(stored.path), content_type="application/octet-stream"
+            )
+
+        async def create_batch(request: web.Request) -> Any:
+            data = await read_json(request, max_bytes=MiB)
+            return await batches.create(request, data)
+
+        async def retrieve_batch(request: web.Request) -> Any:
+            return batches.retrieve(request.match_info["id"])
+
+        async def cancel_batch(request: web.Request) -> Any:
+            return batches.cancel(request.match_info["id"])
+
+        async def list_batches(request: web.Request) -> Any:
+            return batches.listing(request)
+
+        app.router.add_post("/v1/files", route("file_api", upload))
+        app.router.add_get("/v1/files", route("file_api", list_files))
+        app.router.add_get("/v1/files/{id}", route("file_api", retrieve_file))
+        app.router.add_delete("/v1/files/{id}", route("file_api", delete_file))
+        app.router.add_get("/v1/files/{id}/content", route("file_api", content))
+        app.router.add_post("/v1/batches", route("batch_api", create_batch))
+        app.router.add_get("/v1/batches", route("batch_api", list_batches))
+        app.router.add_get("/v1/batches/{id}", route("batch_api", retrieve_batch))
+        app.router.add_post("/v1/batches/{id}/cancel", route("batch_api", cancel_batch))
+
+    def _api_route(
+        self, endpoint: str, handler: Callable[[web.Request], Awaitable[Any]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A files or batches route: authenticated, recorded, JSON or a streamed answer."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            exchange = _Exchange(request=request, endpoint=endpoint)
+            try:
+                self._authenticate(exchange, None)
+                answer = await handler(request)
+                if isinstance(answer, web.Response):
+                    return self._finish(exchange, answer)
+                return self._json(exchange, answer)
+            except Rejection as rejection:
+                return self._error(exchange, rejection)
+            finally:
+                self._keep(exchange)
+
+        return handle
+
+    async def _answer_line(
+        self, endpoint: str, body: dict[str, Any], origin: str
+    ) -> tuple[int, dict[str, Any]]:
+        """One Batch API line through the image road: its status and body."""
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                plan = await self._plan_json(endpoint, body, stack)
+                if plan.stream:
+                    raise Rejection(
+                        "Streaming is not supported in the Batch API.",
+                        param="stream",
+                        code="invalid_value",
+                    )
+                images = await _render(plan)
+        except Rejection as rejection:
+            return rejection.status, rejection.body()
+        urls = None
+        if plan.response_format == "url":
+            urls = [f"{origin}/v1/_files/{self._files.put(image)}" for image in images]
+        answer = images_response(plan, images, created=int(time.time()), urls=urls)
+        data: dict[str, Any] = wire_body(answer)
+        return 200, data
 
     async def _control(self, request: web.Request) -> web.StreamResponse:
         exchange = _Exchange(request=request, endpoint=None)
@@ -568,28 +680,12 @@ class LocalImagesServer:
         request = exchange.request
         # Azure's deployment decides the model: the fields as sent are recorded, as placed read.
         place = placement.apply if placement is not None else dict
-        if endpoint == "generations":
+        if endpoint == "generations" or (
+            endpoint == "edits" and request.content_type != "multipart/form-data"
+        ):
             data = await read_json(request, max_bytes=self._max_body_bytes)
             exchange.fields = data
-            data = place(data)
-            parsed = structure_request(GenerateRequest, data)
-            _check_rules(parsed)
-            plan = make_plan(parsed)
-        elif endpoint == "edits" and request.content_type != "multipart/form-data":
-            data = await read_json(request, max_bytes=self._max_body_bytes)
-            exchange.fields = data
-            data = place(data)
-            check_reference_shapes(data)
-            edit = structure_request(EditRequest, data)
-            if edit.images is None:
-                raise Rejection(
-                    "Missing required parameter: 'images'.",
-                    param="images",
-                    code="missing_required_parameter",
-                )
-            _check_rules(edit)
-            workdir = await stack.enter_async_context(request_workdir(self._tmp_dir))
-            plan = await self._plan_json_edit(edit, workdir)
+            plan = await self._plan_json(endpoint, place(data), stack)
         else:
             if request.content_type != "multipart/form-data":
                 raise Rejection(
@@ -619,6 +715,26 @@ class LocalImagesServer:
             urls = [f"{origin}/v1/_files/{self._files.put(image)}" for image in images]
         answer = images_response(plan, images, created=int(time.time()), urls=urls)
         return await self._send_body(exchange, endpoint, dumps(wire_body(answer)))
+
+    async def _plan_json(
+        self, endpoint: str, data: dict[str, Any], stack: contextlib.AsyncExitStack
+    ) -> Plan:
+        """The plan of a JSON request: a generation, or an edit by reference."""
+        if endpoint == "generations":
+            parsed = structure_request(GenerateRequest, data)
+            _check_rules(parsed)
+            return make_plan(parsed)
+        check_reference_shapes(data)
+        edit = structure_request(EditRequest, data)
+        if edit.images is None:
+            raise Rejection(
+                "Missing required parameter: 'images'.",
+                param="images",
+                code="missing_required_parameter",
+            )
+        _check_rules(edit)
+        workdir = await stack.enter_async_context(request_workdir(self._tmp_dir))
+        return await self._plan_json_edit(edit, workdir)
 
     async def _plan_upload(
         self,
@@ -651,13 +767,19 @@ class LocalImagesServer:
         refs = edit.images or ()
         params = [f"images[{index}]" for index in range(len(refs))]
         images = [
-            await spool_reference(ref, param=param, field="image", path=workdir / param)
+            await spool_reference(
+                ref, param=param, field="image", path=workdir / param, files=self._stored.path_of
+            )
             for ref, param in zip(refs, params, strict=True)
         ]
         mask = None
         if isinstance(edit.mask, ImageRef):
             mask = await spool_reference(
-                edit.mask, param="mask", field="mask", path=workdir / "mask"
+                edit.mask,
+                param="mask",
+                field="mask",
+                path=workdir / "mask",
+                files=self._stored.path_of,
             )
         # check_images names listed uploads image[i]; the same rules, as uploads, then renamed.
         as_uploads = attrs.evolve(edit, images=None, mask=None, image=[i.path for i in images])
@@ -782,6 +904,13 @@ class LocalImagesServer:
         response = self._json(exchange, body, status=rejection.status)
         response.headers.update(rejection.headers)
         return response
+
+
+def _stored_file(files: FileStore, request: web.Request) -> StoredFile:
+    stored = files.get(request.match_info["id"])
+    if stored is None:
+        raise Rejection(f"No such File object: {request.match_info['id']}", status=404)
+    return stored
 
 
 def _check_rules(request: ImageRequest) -> None:

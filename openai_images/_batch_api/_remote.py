@@ -1,0 +1,193 @@
+"""The one place a Batch API job talks HTTP: files and batches, nothing else.
+
+``Remote`` offers exactly the calls the job needs. It runs on the client's own road
+(``AsyncImagesClient._exchange``: its settings, transport, retries and error mapping);
+the coordinator is to move it onto ``Sender.call`` / ``Sender.open``, and no other module
+of the job knows a URL, a header or a status code.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+import orjson
+
+from openai_images._config import Timeout
+from openai_images._errors import APIResponseValidationError
+from openai_images._transport import Body
+
+if TYPE_CHECKING:
+    from openai_images._client import AsyncImagesClient
+
+__all__ = ["Remote"]
+
+_CHUNK = 256 * 1024
+_MAX_LINE = 256 * 1024 * 1024  # one result line: n images of a few MB each, base64
+
+
+class Remote:
+    """Files and batches over one client's connection.
+
+    Args:
+        client: The client whose settings, transport and retries are used.
+    """
+
+    def __init__(self, client: AsyncImagesClient) -> None:
+        self._client = client
+
+    def _url(self, path: str) -> str:
+        return f"{self._client.base_url}/{path}"
+
+    def _transfer_timeout(self) -> Timeout:
+        """The client's timeout without its total: a file of 200 MB (or an output file of
+        many GB) takes as long as it takes, while a stalled connection still fails."""
+        return attrs.evolve(self._client.timeout, total=None)
+
+    async def _json(
+        self, method: str, path: str, *, data: Any = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        client = self._client
+        body = None
+        if data is not None:
+            body = Body(content_type="application/json", data=orjson.dumps(data))
+        exchange = await client._exchange(
+            method,
+            self._url(path),
+            headers=client._auth_headers(),
+            params=params,
+            body=body,
+            timeout=client.timeout,
+            max_retries=client.max_retries,
+        )
+        return _object(exchange.body, exchange.status)
+
+    async def upload(self, path: Path, *, purpose: str, filename: str | None = None) -> str:
+        """Upload a file from disk (streamed, its length known up front); its ``file_id``."""
+        boundary = f"openai-images-{secrets.token_hex(12)}"
+        name = (filename or path.name).replace('"', "")
+        content_type = _content_type(name)
+        head = (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="purpose"\r\n\r\n'
+            f"{purpose}\r\n"
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        size = (await anyio.Path(path).stat()).st_size
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield head
+            async with await anyio.open_file(path, "rb") as source:
+                while chunk := await source.read(_CHUNK):
+                    yield chunk
+            yield tail
+
+        client = self._client
+        exchange = await client._exchange(
+            "POST",
+            self._url("files"),
+            headers=client._auth_headers(),
+            params=None,
+            body=Body(
+                content_type=f"multipart/form-data; boundary={boundary}",
+                stream=chunks,
+                length=len(head) + size + len(tail),
+            ),
+            timeout=self._transfer_timeout(),
+            max_retries=client.max_retries,
+        )
+        data = _object(exchange.body, exchange.status)
+        file_id = data.get("id")
+        if not isinstance(file_id, str):
+            raise APIResponseValidationError(
+                "The uploaded file's object has no id", status_code=exchange.status
+            )
+        return file_id
+
+    async def create_batch(
+        self, *, input_file_id: str, endpoint: str, metadata: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """Create a batch (``completion_window`` 24h); the batch object."""
+        data: dict[str, Any] = {
+            "input_file_id": input_file_id,
+            "endpoint": endpoint,
+            "completion_window": "24h",
+        }
+        if metadata:
+            data["metadata"] = metadata
+        return await self._json("POST", "batches", data=data)
+
+    async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch object."""
+        return await self._json("GET", f"batches/{batch_id}")
+
+    async def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        """Ask for the batch to stop; the batch object (``cancelling``)."""
+        return await self._json("POST", f"batches/{batch_id}/cancel")
+
+    async def download(self, url: str) -> bytes:
+        """A ``url`` result's bytes (dall-e models answer with URLs unless told otherwise)."""
+        return await self._client.download(url)
+
+    async def lines(self, file_id: str) -> AsyncIterator[bytes]:
+        """A file's content, line by line as it arrives (never held whole)."""
+        client = self._client
+        exchange = await client._exchange(
+            "GET",
+            self._url(f"files/{file_id}/content"),
+            headers={**client._auth_headers(), "Accept": "application/octet-stream"},
+            params=None,
+            body=None,
+            timeout=self._transfer_timeout(),
+            max_retries=client.max_retries,
+            stream=True,
+        )
+        async with exchange:
+            pending = bytearray()
+            while chunk := await exchange.read_chunk():
+                pending += chunk
+                start = 0
+                while (end := pending.find(b"\n", start)) != -1:
+                    if end > start:
+                        yield bytes(pending[start:end])
+                    start = end + 1
+                del pending[:start]
+                if len(pending) > _MAX_LINE:
+                    raise APIResponseValidationError(
+                        f"A line of file {file_id} is over {_MAX_LINE} bytes",
+                        status_code=exchange.status,
+                    )
+            if pending.strip():
+                yield bytes(pending)
+
+
+def _content_type(name: str) -> str:
+    extension = name.rsplit(".", 1)[-1].lower()
+    return {
+        "jsonl": "application/jsonl",
+        "png": "image/png",
+        "jpg": "image/jpeg",
+        "jpeg": "image/jpeg",
+        "webp": "image/webp",
+    }.get(extension, "application/octet-stream")
+
+
+def _object(body: bytes, status: int) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise APIResponseValidationError(
+            f"The response body is not valid JSON: {exc}", status_code=status, body=body
+        ) from exc
+    if not isinstance(data, dict):
+        raise APIResponseValidationError(
+            "The response body is not a JSON object", status_code=status, body=body
+        )
+    return data
