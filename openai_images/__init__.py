@@ -19,7 +19,7 @@ from ._batch import (
     progress_bar,
 )
 from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
-from ._config import Timeout
+from ._config import ClientCertificate, Timeout
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -73,6 +73,7 @@ __all__ = [
     "BatchReport",
     "BatchResult",
     "BatchSummary",
+    "ClientCertificate",
     "ConflictError",
     "EditRequest",
     "ExchangeObserver",

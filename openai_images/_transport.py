@@ -491,9 +491,7 @@ class Transport:
             allow_redirects=allow_redirects,
         )
         try:
-            payload = await _read_limited(
-                response, limit=self.max_response_bytes, attempt=attempt
-            )
+            payload = await _read_limited(response, limit=self.max_response_bytes, attempt=attempt)
         finally:
             response.release()
             release()
