@@ -1,4 +1,5 @@
 """The API key stays secret: never printed, logged or recorded, never sent to another host.
+
 The whole fault catalogue runs with every logger at DEBUG (aiohttp's included), and so do
 hostile servers (responses no HTTP parser accepts, streams cut or stalled mid-event) and
 proxies (refusing, failing, asking for credentials): no error (its text, repr, args, notes,
