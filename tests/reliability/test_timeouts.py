@@ -130,9 +130,7 @@ async def test_a_connect_timeout_says_connecting() -> None:
             api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
         ) as client:
             with pytest.raises(APITimeoutError, match=r"connecting \(Timeout\.connect = 0\.2 s\)"):
-                await client.generate(
-                    **PROMPT, timeout=Timeout(connect=0.2, read=10.0, total=10.0)
-                )
+                await client.generate(**PROMPT, timeout=Timeout(connect=0.2, read=10.0, total=10.0))
 
 
 @pytest.mark.anyio
