@@ -130,49 +130,72 @@ def _seconds(value: float | None) -> str:
     return "no limit" if value is None else f"{value:g} s"
 
 
-@attrs.frozen(kw_only=True)
 class _Attempt:
-    """What an error message says of the request it failed: which, how and through what."""
+    """One request, as an error message names it: which, how and through what.
 
-    what: str
-    timeout: Timeout
-    proxy: str | None = None
-    secrets: tuple[str, ...] = ()
-    request_id: str | None = None
+    Made for every request, so it only stores; the words are put together on failure.
+    """
 
-    def error(self, exc: BaseException, *, reading: bool = False) -> APIConnectionError:
+    __slots__ = ("headers", "method", "proxy", "response_headers", "timeout", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        timeout: Timeout,
+        *,
+        proxy: str | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.timeout = timeout
+        self.proxy = proxy
+        self.headers = headers
+        self.response_headers: Mapping[str, str] | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id of the response, once its head arrived."""
+        headers = self.response_headers
+        return None if headers is None else request_id_of(headers)
+
+    def error(self, exc: BaseException) -> APIConnectionError:
         """The library error for an aiohttp (or OS) failure, chained to a clean stand-in.
 
         Callers raise it outside their ``except`` block, so that the original is not
         attached as ``__context__`` either.
         """
-        via = f" (through the proxy {self.proxy})" if self.proxy else ""
+        reading = self.response_headers is not None
+        target = f"{self.method} {_without_query(self.url)}"
+        what = f"reading the response to {target}" if reading else f"sending {target}"
+        if self.proxy:
+            what += f" (through the proxy {self.proxy})"
+        secrets = _secrets(self.headers)
+        request_id = self.request_id
         error: APIConnectionError
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             error = APITimeoutError(
-                f"Timed out connecting (Timeout.connect = {_seconds(self.timeout.connect)}) "
-                f"{self.what}{via}",
-                request_id=self.request_id,
+                f"Timed out connecting (Timeout.connect = {_seconds(self.timeout.connect)}) {what}",
+                request_id=request_id,
             )
         elif isinstance(exc, aiohttp.SocketTimeoutError):
             error = APITimeoutError(
                 f"Timed out reading the response: no data for "
-                f"{_seconds(self.timeout.read)} (Timeout.read) {self.what}{via}",
-                request_id=self.request_id,
+                f"{_seconds(self.timeout.read)} (Timeout.read) {what}",
+                request_id=request_id,
             )
         elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
             phase = "reading the response" if reading else "waiting for the response"
             error = APITimeoutError(
                 f"Timed out {phase}: the exchange took longer than "
-                f"{_seconds(self.timeout.total)} (Timeout.total) {self.what}{via}",
-                request_id=self.request_id,
+                f"{_seconds(self.timeout.total)} (Timeout.total) {what}",
+                request_id=request_id,
             )
         else:
-            detail = _scrub(str(exc), self.secrets) or type(exc).__name__
-            error = APIConnectionError(
-                f"Connection error {self.what}{via}: {detail}", request_id=self.request_id
-            )
-        error.__cause__ = _underlying(exc, self.secrets)
+            detail = _scrub(str(exc), secrets) or type(exc).__name__
+            error = APIConnectionError(f"Connection error {what}: {detail}", request_id=request_id)
+        error.__cause__ = _underlying(exc, secrets)
         return error
 
 
@@ -205,7 +228,7 @@ class StreamingExchange:
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self.request_id = request_id_of(response.headers)
-        self._attempt = attrs.evolve(attempt, request_id=self.request_id)
+        self._attempt = attempt
 
     async def read_chunk(self) -> bytes:
         """The next bytes of the body as they arrive; ``b""`` at its end."""
@@ -213,7 +236,7 @@ class StreamingExchange:
         try:
             chunk = await self._response.content.readany()
         except _MAPPED as exc:
-            failure = self._attempt.error(exc, reading=True)
+            failure = self._attempt.error(exc)
         else:
             self._received += len(chunk)
             if self._received <= self._limit:
@@ -252,12 +275,11 @@ async def _read_limited(
     response: aiohttp.ClientResponse, *, limit: int, attempt: _Attempt
 ) -> bytes:
     length = response.content_length
-    request_id = attempt.request_id
     if length is not None and length > limit:
         response.close()
         raise ResponseTooLargeError(
             f"The response announces {length} bytes, more than the limit of {limit}",
-            request_id=request_id,
+            request_id=attempt.request_id,
         )
     failure: APIConnectionError
     try:
@@ -275,12 +297,12 @@ async def _read_limited(
                 response.close()
                 raise ResponseTooLargeError(
                     f"The response is larger than the limit of {limit} bytes",
-                    request_id=request_id,
+                    request_id=attempt.request_id,
                 )
             pieces.append(piece)
         return b"".join(pieces)
     except _MAPPED as exc:
-        failure = attempt.error(exc, reading=True)
+        failure = attempt.error(exc)
     raise failure
 
 
@@ -313,6 +335,7 @@ class Transport:
         self._proxies = _environment_proxies() if trust_env else {}
         self._proxy_by_origin: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._last_timeout = (Timeout(), aiohttp.ClientTimeout())
         self._session: aiohttp.ClientSession | None = None
         self._slots: anyio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -356,6 +379,8 @@ class Transport:
         return self._session, self._slots
 
     def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
+        if timeout is self._last_timeout[0]:  # the client's default, most of the time
+            return self._last_timeout[1]
         found = self._timeouts.get(timeout)
         if found is None:
             if len(self._timeouts) >= 32:  # per-call timeouts: keep the cache small
@@ -363,6 +388,7 @@ class Transport:
             found = self._timeouts[timeout] = aiohttp.ClientTimeout(
                 total=timeout.total, connect=timeout.connect, sock_read=timeout.read
             )
+        self._last_timeout = (timeout, found)
         return found
 
     def _proxy_for(self, url: str) -> tuple[str | None, str | None]:
@@ -386,22 +412,17 @@ class Transport:
                 self._proxy_by_origin[origin] = found
         return found
 
-    async def _take_slot(self, slots: anyio.Semaphore, timeout: Timeout, what: str) -> None:
-        try:
-            slots.acquire_nowait()
-            return
-        except anyio.WouldBlock:
-            pass
-        waited = False
+    async def _wait_for_slot(
+        self, slots: anyio.Semaphore, timeout: Timeout, method: str, url: str
+    ) -> None:
         with anyio.move_on_after(timeout.pool):
             await slots.acquire()
-            waited = True
-        if not waited:
-            raise APITimeoutError(
-                f"Timed out waiting for a free connection (Timeout.pool = "
-                f"{_seconds(timeout.pool)}; all {self._max_connections} of max_connections "
-                f"busy) {what}; nothing was sent"
-            )
+            return
+        raise APITimeoutError(
+            f"Timed out waiting for a free connection (Timeout.pool = "
+            f"{_seconds(timeout.pool)}; all {self._max_connections} of max_connections "
+            f"busy) for {method} {_without_query(url)}; nothing was sent"
+        )
 
     async def _open(
         self,
@@ -416,8 +437,10 @@ class Transport:
     ) -> tuple[aiohttp.ClientResponse, _Attempt, Callable[[], None]]:
         """Send the request; the response, how to describe it, and how to free its slot."""
         session, slots = self._get_session()
-        what = f"{method} {_without_query(url)}"
-        await self._take_slot(slots, timeout, f"for {what}")
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._wait_for_slot(slots, timeout, method, url)
         send_headers = {"User-Agent": self.user_agent, **headers}
         data: Any = None
         if body is not None:
@@ -429,6 +452,7 @@ class Transport:
             else:
                 data = body.data
         proxy, proxy_name = self._proxy_for(url)
+        attempt = _Attempt(method, url, timeout, proxy=proxy_name, headers=send_headers)
         failure: BaseException
         try:
             response = await session.request(
@@ -442,22 +466,12 @@ class Transport:
                 allow_redirects=allow_redirects,
             )
         except _MAPPED as exc:
-            failure = _own_error(exc) or _Attempt(
-                what=f"sending {what}",
-                timeout=timeout,
-                proxy=proxy_name,
-                secrets=tuple(_secrets(send_headers)),
-            ).error(exc)
+            failure = _own_error(exc) or attempt.error(exc)
         except BaseException:
             slots.release()
             raise
         else:
-            attempt = _Attempt(
-                what=f"reading the response to {what}",
-                timeout=timeout,
-                proxy=proxy_name,
-                request_id=request_id_of(response.headers),
-            )
+            attempt.response_headers = response.headers
             return response, attempt, slots.release
         finally:
             # An upload cut short must close its files now, not when collected. While
