@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import re
 import ssl
 import urllib.request
@@ -314,9 +315,10 @@ class Transport:
             waits up to ``Timeout.pool`` for one to be free.
         max_response_bytes: A larger response body fails instead of filling memory.
         trust_env: Send requests through the proxies named by ``HTTPS_PROXY``,
-            ``HTTP_PROXY`` (or lowercase) except for hosts in ``NO_PROXY``, read once
-            when the transport is made. Nothing else comes from the environment (no
-            ``.netrc`` credentials).
+            ``HTTP_PROXY`` (or lowercase) except for hosts in ``NO_PROXY`` and this
+            machine's own (``localhost``, loopback addresses), read once when the
+            transport is made. Nothing else comes from the environment (no ``.netrc``
+            credentials).
         ssl: TLS for every connection: ``True`` for the default checks, ``False`` for
             none, or a context (see ``openai_images._config.tls_setting``).
     """
@@ -403,8 +405,9 @@ class Transport:
             host = parts.hostname or ""
             # proxy_bypass_environment reads NO_PROXY from the mapping it is given.
             bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-            if proxy is not None and bypass(
-                f"{host}:{parts.port}" if parts.port else host, self._proxies
+            if proxy is not None and (
+                _is_loopback(host)
+                or bypass(f"{host}:{parts.port}" if parts.port else host, self._proxies)
             ):
                 proxy = None
             found = (proxy, _without_credentials(proxy) if proxy else None)
@@ -565,6 +568,16 @@ def _environment_proxies() -> dict[str, str]:
     if proxies and "no" in found:
         proxies["no"] = found["no"]
     return proxies
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine, which a proxy elsewhere cannot reach."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _without_credentials(url: str) -> str:

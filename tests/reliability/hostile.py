@@ -23,6 +23,9 @@ import attrs
 import orjson
 from aiohttp import web
 
+PROXIED_HOST = "images.test"
+"""A name that is not this machine's, for requests a :class:`Proxy` takes to 127.0.0.1."""
+
 STALL = object()
 """In a :class:`RawServer` script: send nothing more until the client goes away."""
 
@@ -94,6 +97,10 @@ class RawServer:
 class Proxy:
     """An HTTP proxy: absolute-form requests are forwarded, ``CONNECT`` makes a tunnel.
 
+    Every host name is taken for 127.0.0.1 (the proxy does the lookups, not the client),
+    so clients can name a host that is not this machine: loopback targets are never
+    proxied.
+
     Attributes:
         seen: Every byte clients sent the proxy (tunnelled bytes included, as they pass).
         request_lines: The first line of each connection (``CONNECT host:port HTTP/1.1``...).
@@ -135,14 +142,14 @@ class Proxy:
             return
         method, target, _ = line.split(" ", 2)
         if method == "CONNECT":
-            host, port = target.rsplit(":", 1)
-            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            port = target.rsplit(":", 1)[1]
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
         else:
             authority = target.split("//", 1)[1].split("/", 1)[0]
-            host, port = authority.rsplit(":", 1)
-            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            port = authority.rsplit(":", 1)[1]
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
             up_writer.write(head)
         await asyncio.gather(
             self._pipe(reader, up_writer, record=True),
@@ -208,15 +215,16 @@ def _make_ca(folder: Path, name: str) -> None:
 
 
 def make_pki(folder: Path) -> PKI:
-    """A test CA, a server certificate for 127.0.0.1 and a client certificate whose key
-    is encrypted; and a second CA that signed neither."""
+    """A test CA, a server certificate for 127.0.0.1 (and ``images.test``, the name tests
+    reach it by through a proxy) and a client certificate whose key is encrypted; and a
+    second CA that signed neither."""
     _make_ca(folder, "ca")
     _make_ca(folder, "other-ca")
     _issue(
         folder,
         "server",
         subject="/CN=127.0.0.1",
-        extensions="subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        extensions="subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:images.test\nbasicConstraints=CA:FALSE\n"
         "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         key_args=["-nodes"],
     )

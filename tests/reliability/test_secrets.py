@@ -47,7 +47,7 @@ from .conftest import (
     open_venue,
     texts_of,
 )
-from .hostile import STALL, Proxy, RawServer, chunk, http_response, sse_event
+from .hostile import PROXIED_HOST, STALL, Proxy, RawServer, chunk, http_response, sse_event
 
 
 def assert_secret(texts: list[str]) -> None:
@@ -272,12 +272,15 @@ async def test_proxy_failures_leave_no_key_or_proxy_password_in_errors(
     async with Proxy(refuse=proxy_answer) as proxy:
         port = proxy.url.rsplit(":", 1)[1] if proxy_answer else str(closed_port())
         monkeypatch.setenv(f"{scheme}_proxy", f"http://user:proxy-pw-123@127.0.0.1:{port}")
-        # A host that is not looked up: the proxy is asked for it.
+        # A host that is not looked up (nor this machine): the proxy is asked for it.
+        plain_http = pytest.warns(UserWarning, match="plain http")
         with no_dns(), everything_logged(caplog):
             async with AsyncImagesClient(
-                api_key=KEY, base_url=f"{scheme}://127.0.0.1:9/v1", max_retries=0
+                api_key=KEY, base_url=f"{scheme}://{PROXIED_HOST}:9/v1", max_retries=0
             ) as client:
-                error = await _fail(client, stream=False)
+                with plain_http if scheme == "http" else contextlib.nullcontext():
+                    error = await _fail(client, stream=False)
+    assert len(proxy.request_lines) == (0 if proxy_answer is None else 1)
     texts = texts_of(error) + logged_texts(caplog)
     assert_clean(error)
     assert_secret(texts)
