@@ -420,6 +420,9 @@ class Transport:
     ) -> None:
         with anyio.move_on_after(timeout.pool):
             await slots.acquire()
+            if self._closed:  # closed while this call waited: its session is gone
+                slots.release()
+                raise RuntimeError("this client is closed; make a new one")
             return
         raise APITimeoutError(
             f"Timed out waiting for a free connection (Timeout.pool = "

@@ -16,10 +16,10 @@ import anyio
 import pytest
 from aiohttp import web
 
-from openai_images import APITimeoutError, AsyncImagesClient, Timeout
+from openai_images import APIConnectionError, APITimeoutError, AsyncImagesClient, Timeout
 from tests.recorder import Recorder, Reply
 
-from .conftest import KEY, wait_until
+from .conftest import HANG_GUARD, KEY, wait_until
 from .hostile import STALL, RawServer, http_response
 
 PROMPT = {"prompt": "a fox", "model": "dall-e-2", "size": "256x256"}
@@ -163,3 +163,35 @@ async def test_a_stalled_body_says_reading() -> None:
         with pytest.raises(APITimeoutError, match="reading the response") as caught:
             await client.generate(**PROMPT, timeout=Timeout(connect=5, read=0.1, total=10))
     assert "Timeout.read" in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_closing_the_client_ends_the_wait_for_a_connection() -> None:
+    """A call waiting for a free connection when the client closes fails as a closed
+    client's call, once the busy call's connection is dropped; it does not wait out
+    ``Timeout.pool``."""
+    async with held_server() as (server, release):
+        client = AsyncImagesClient(
+            api_key=KEY, base_url=server.base_url, max_connections=1, max_retries=0
+        )
+        errors: list[BaseException] = []
+
+        async def call() -> None:
+            try:
+                await client.generate(**PROMPT)
+            except (RuntimeError, APIConnectionError) as error:
+                errors.append(error)
+
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call)
+                await wait_until(lambda: len(server.requests) == 1)
+                tasks.start_soon(call)
+                await wait_until(lambda: waiting_for_a_slot(client) == 1)
+                await client.aclose()
+        release.set()
+    assert len(server.requests) == 1
+    assert sorted(type(error).__name__ for error in errors) == [
+        "APIConnectionError",
+        "RuntimeError",
+    ]
