@@ -94,6 +94,7 @@ async def test_no_error_log_or_repr_of_the_async_fault_suite_holds_the_key(
                     texts += [repr(recorded) for recorded in venue.server.requests]
             if outcome.error is not None:
                 errors += 1
+                assert_clean(outcome.error)
                 texts += texts_of(outcome.error)
             texts += [repr(outcome.result), *map(repr, outcome.events)]
     assert errors == sum(case.error is not None for case in CASES)
@@ -115,6 +116,7 @@ def test_no_error_log_or_repr_of_the_sync_fault_suite_holds_the_key(
                 texts.append(repr(client))
                 outcome = call_sync(client, case)
             if outcome.error is not None:
+                assert_clean(outcome.error)
                 texts += texts_of(outcome.error)
             texts += [repr(outcome.result), *map(repr, outcome.events)]
     assert_secret(texts + logged_texts(caplog))
