@@ -27,7 +27,7 @@ from ._batch_api import (
     RemoteBatch,
 )
 from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
-from ._config import Timeout
+from ._config import ClientCertificate, Timeout
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -98,6 +98,7 @@ __all__ = [
     "BatchReport",
     "BatchResult",
     "BatchSummary",
+    "ClientCertificate",
     "ConflictError",
     "EditRequest",
     "ExchangeObserver",

@@ -28,7 +28,7 @@ from ._batch import (
     ProgressCallback,
     collect,
 )
-from ._config import Settings, Timeout
+from ._config import ClientCertificate, Settings, Timeout, Verify, tls_setting
 from ._converter import request_fields, structure_response
 from ._errors import (
     APIConnectionError,
@@ -121,8 +121,12 @@ class AsyncImagesClient:
         default_headers: Headers added to every request.
         validate: Check requests against the contract's rules before sending them.
         max_connections: Connections open at once.
-        trust_env: Take proxy settings from the environment (``HTTPS_PROXY``...).
+        trust_env: Send requests through the proxies in ``HTTPS_PROXY``/``HTTP_PROXY``
+            (except to hosts in ``NO_PROXY``); ``False`` connects directly.
         max_response_bytes: A larger response fails rather than filling memory.
+        verify: Check the server's certificate against the system's CAs (``True``), a
+            CA bundle file, or your ``ssl.SSLContext``; ``False`` turns checks off (warns).
+        client_cert: A client certificate for gateways that ask for one (mutual TLS).
 
     Example:
         ```python
@@ -144,8 +148,10 @@ class AsyncImagesClient:
         default_headers: Mapping[str, str] | None = None,
         validate: bool = True,
         max_connections: int = 100,
-        trust_env: bool = False,
+        trust_env: bool = True,
         max_response_bytes: int = 1 << 30,
+        verify: Verify = True,
+        client_cert: ClientCertificate | None = None,
     ) -> None:
         self._settings = Settings.from_arguments(
             api_key=api_key,
@@ -161,6 +167,7 @@ class AsyncImagesClient:
             max_connections=max_connections,
             max_response_bytes=max_response_bytes,
             trust_env=trust_env,
+            ssl=tls_setting(verify=verify, client_cert=client_cert),
         )
         self._policy = RetryPolicy(max_retries=max_retries)
         self._headers: dict[str, str] | None = None

@@ -2,8 +2,9 @@
 
 Every exception the library raises on purpose derives from ``OpenAIImagesError``,
 so ``except OpenAIImagesError`` catches them all. aiohttp's exception types never reach
-the caller: the transport maps them onto this tree and chains the original as
-``__cause__``.
+the caller: the transport maps them onto this tree and chains, as ``__cause__``, a plain
+``UnderlyingError`` with the original's class and message (never the original itself,
+which may hold the request's headers).
 
 ::
 

@@ -29,7 +29,7 @@ from ._responses import (
     ImageGenCompletedEvent,
 )
 from ._sse import SSEDecoder
-from ._transport import StreamingExchange
+from ._transport import StreamingExchange, request_id_of
 
 __all__ = ["AsyncImageStream"]
 
@@ -45,7 +45,8 @@ class AsyncImageStream(Generic[E]):
     ``aclose``) to close the connection when you stop early.
 
     Attributes:
-        request_id: The response's ``x-request-id``.
+        request_id: The response's ``x-request-id`` (Azure: ``apim-request-id``); every
+            error the stream raises carries it too.
         headers: The response headers.
 
     Example:
@@ -64,7 +65,7 @@ class AsyncImageStream(Generic[E]):
         self._finished = False
         self._completed = False
         self._error: APIError | None = None
-        self.request_id: str | None = exchange.headers.get("x-request-id")
+        self.request_id: str | None = request_id_of(exchange.headers)
         self.headers: Mapping[str, str] = exchange.headers
 
     def __aiter__(self) -> AsyncImageStream[E]:

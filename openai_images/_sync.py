@@ -29,7 +29,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._batch import BatchIterator, BatchReport, KeyFunction, ProgressCallback
 from ._client import AsyncImagesClient, RequestOptions
-from ._config import Timeout
+from ._config import ClientCertificate, Timeout, Verify
 from ._requests import (
     Background,
     EditRequest,
@@ -266,8 +266,10 @@ class ImagesClient:
         default_headers: Mapping[str, str] | None = None,
         validate: bool = True,
         max_connections: int = 100,
-        trust_env: bool = False,
+        trust_env: bool = True,
         max_response_bytes: int = 1 << 30,
+        verify: Verify = True,
+        client_cert: ClientCertificate | None = None,
     ) -> None:
         self._async = AsyncImagesClient(
             api_key=api_key,
@@ -281,6 +283,8 @@ class ImagesClient:
             max_connections=max_connections,
             trust_env=trust_env,
             max_response_bytes=max_response_bytes,
+            verify=verify,
+            client_cert=client_cert,
         )
         self._runner = _Runner(at_exit=self._async.aclose)
         self._batches: weakref.WeakSet[BatchIterator] = weakref.WeakSet()

@@ -1,30 +1,59 @@
 """The one module of the client that speaks aiohttp.
 
 It owns the connection pool (one ``aiohttp.ClientSession`` per client, made on first use
-inside the running loop), turns our ``Timeout`` into aiohttp's, streams request bodies,
-and maps every aiohttp failure onto ``openai_images._errors``, so no aiohttp type
-reaches the caller. It knows nothing of retries or of the Images API.
+inside the running loop), bounds the wait for a free connection, picks the proxy from the
+environment, turns our ``Timeout`` into aiohttp's, streams request bodies, and maps every
+aiohttp failure onto ``openai_images._errors``, so no aiohttp type reaches the caller.
+It knows nothing of retries or of the Images API.
+
+No aiohttp exception is ever chained to ours (as ``__cause__`` or ``__context__``): some
+hold the request's headers, the API key among them. What aiohttp said is kept as text in
+an :class:`UnderlyingError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import re
+import ssl
+import urllib.request
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
 import attrs
 
 from ._config import Timeout, user_agent
 from ._errors import APIConnectionError, APITimeoutError, OpenAIImagesError
 
-__all__ = ["Body", "Exchange", "ResponseTooLargeError", "StreamingExchange", "Transport"]
+__all__ = [
+    "Body",
+    "Exchange",
+    "ResponseTooLargeError",
+    "StreamingExchange",
+    "Transport",
+    "UnderlyingError",
+    "request_id_of",
+]
 
 # A body is sent as is (bytes) or produced chunk by chunk, with its length if known.
 StreamFactory = Callable[[], AsyncIterator[bytes]]
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """A response's request id: ``x-request-id``, else Azure's ``apim-request-id``.
+
+    Example:
+        >>> request_id_of({"apim-request-id": "a1"})
+        'a1'
+    """
+    return headers.get("x-request-id") or headers.get("apim-request-id")
 
 
 @attrs.frozen(kw_only=True)
@@ -45,19 +74,130 @@ class Exchange:
     headers: Mapping[str, str]
     body: bytes
 
+    @property
+    def request_id(self) -> str | None:
+        """The response's request id (see :func:`request_id_of`)."""
+        return request_id_of(self.headers)
 
-def _aiohttp_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(
-        total=timeout.total, connect=timeout.connect, sock_read=timeout.read
-    )
+
+class UnderlyingError(Exception):
+    """What aiohttp (or the OS) reported, as text, chained to our error in its place.
+
+    aiohttp's own exception is not chained: some hold the request's headers (the API key
+    among them) or a proxy's credentials. This keeps what helps: its class and its text,
+    with secrets and URL credentials blotted out.
+
+    Attributes:
+        kind: The original exception's class, e.g. ``"aiohttp.ClientPayloadError"``.
+        errno: The ``errno`` of an ``OSError``, else ``None``.
+    """
+
+    def __init__(self, text: str, *, kind: str, errno: int | None = None) -> None:
+        super().__init__(f"{kind}: {text}" if text else kind)
+        self.kind = kind
+        self.errno = errno
 
 
-def _raise_mapped(exc: BaseException, *, what: str) -> NoReturn:
-    """Raise the library error for an aiohttp (or OS) failure, chained to it."""
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        raise APITimeoutError(f"Timed out {what}") from exc
-    detail = str(exc) or type(exc).__name__
-    raise APIConnectionError(f"Connection error {what}: {detail}") from exc
+# Header values never shown in an error, whatever aiohttp puts in its text.
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "proxy-authorization", "cookie"})
+_URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s'\"]+@")
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _URL_CREDENTIALS.sub("***@", text)
+
+
+def _secrets(headers: Mapping[str, str]) -> list[str]:
+    """The values to blot out: whole header values, and their last word (a bare token)."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in _SECRET_HEADERS and value:
+            found += [value, value.rsplit(" ", 1)[-1]]
+    return found
+
+
+def _underlying(exc: BaseException, secrets: Iterable[str]) -> UnderlyingError:
+    module = type(exc).__module__
+    module = "aiohttp" if module.startswith("aiohttp.") else module
+    kind = type(exc).__qualname__ if module == "builtins" else f"{module}.{type(exc).__qualname__}"
+    errno = exc.errno if isinstance(exc, OSError) else None
+    return UnderlyingError(_scrub(str(exc), secrets), kind=kind, errno=errno)
+
+
+def _seconds(value: float | None) -> str:
+    return "no limit" if value is None else f"{value:g} s"
+
+
+class _Attempt:
+    """One request, as an error message names it: which, how and through what.
+
+    Made for every request, so it only stores; the words are put together on failure.
+    """
+
+    __slots__ = ("headers", "method", "proxy", "response_headers", "timeout", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        timeout: Timeout,
+        *,
+        proxy: str | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.timeout = timeout
+        self.proxy = proxy
+        self.headers = headers
+        self.response_headers: Mapping[str, str] | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id of the response, once its head arrived."""
+        headers = self.response_headers
+        return None if headers is None else request_id_of(headers)
+
+    def error(self, exc: BaseException) -> APIConnectionError:
+        """The library error for an aiohttp (or OS) failure, chained to a clean stand-in.
+
+        Callers raise it outside their ``except`` block, so that the original is not
+        attached as ``__context__`` either.
+        """
+        reading = self.response_headers is not None
+        target = f"{self.method} {_without_query(self.url)}"
+        what = f"reading the response to {target}" if reading else f"sending {target}"
+        if self.proxy:
+            what += f" (through the proxy {self.proxy})"
+        secrets = _secrets(self.headers)
+        request_id = self.request_id
+        error: APIConnectionError
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            error = APITimeoutError(
+                f"Timed out connecting (Timeout.connect = {_seconds(self.timeout.connect)}) {what}",
+                request_id=request_id,
+            )
+        elif isinstance(exc, aiohttp.SocketTimeoutError):
+            error = APITimeoutError(
+                f"Timed out reading the response: no data for "
+                f"{_seconds(self.timeout.read)} (Timeout.read) {what}",
+                request_id=request_id,
+            )
+        elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            phase = "reading the response" if reading else "waiting for the response"
+            error = APITimeoutError(
+                f"Timed out {phase}: the exchange took longer than "
+                f"{_seconds(self.timeout.total)} (Timeout.total) {what}",
+                request_id=request_id,
+            )
+        else:
+            detail = _scrub(str(exc), secrets) or type(exc).__name__
+            error = APIConnectionError(f"Connection error {what}: {detail}", request_id=request_id)
+        error.__cause__ = _underlying(exc, secrets)
+        return error
 
 
 _MAPPED = (aiohttp.ClientError, OSError, asyncio.TimeoutError, TimeoutError)
@@ -71,37 +211,54 @@ class StreamingExchange:
     """An HTTP exchange whose body is read as it arrives; close it when done.
 
     A body (decompressed) longer than ``limit`` fails, so an endless stream, or an endless
-    line in one, cannot fill memory.
+    line in one, cannot fill memory. Every error after the head carries its request id.
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, *, limit: int) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        *,
+        limit: int,
+        attempt: _Attempt,
+        release: Callable[[], None],
+    ) -> None:
         self._response = response
         self._limit = limit
         self._received = 0
+        self._release: Callable[[], None] | None = release
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
+        self.request_id = request_id_of(response.headers)
+        self._attempt = attempt
 
     async def read_chunk(self) -> bytes:
         """The next bytes of the body as they arrive; ``b""`` at its end."""
+        failure: APIConnectionError
         try:
             chunk = await self._response.content.readany()
         except _MAPPED as exc:
-            _raise_mapped(exc, what="while reading the response")
-        self._received += len(chunk)
-        if self._received > self._limit:
+            failure = self._attempt.error(exc)
+        else:
+            self._received += len(chunk)
+            if self._received <= self._limit:
+                return chunk
             self._response.close()
-            raise ResponseTooLargeError(
-                f"The response is larger than the limit of {self._limit} bytes"
+            failure = ResponseTooLargeError(
+                f"The response is larger than the limit of {self._limit} bytes",
+                request_id=self.request_id,
             )
-        return chunk
+        raise failure
 
     async def read(self, *, limit: int) -> bytes:
         """The whole body (for an error answer), at most ``limit`` bytes."""
-        return await _read_limited(self._response, limit=limit)
+        return await _read_limited(self._response, limit=limit, attempt=self._attempt)
 
     async def aclose(self) -> None:
         """Drop the connection unless the body was read to its end."""
         self._response.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     async def __aenter__(self) -> StreamingExchange:
         return self
@@ -115,16 +272,24 @@ class StreamingExchange:
         await self.aclose()
 
 
-async def _read_limited(response: aiohttp.ClientResponse, *, limit: int) -> bytes:
+async def _read_limited(
+    response: aiohttp.ClientResponse, *, limit: int, attempt: _Attempt
+) -> bytes:
     length = response.content_length
     if length is not None and length > limit:
         response.close()
         raise ResponseTooLargeError(
-            f"The response announces {length} bytes, more than the limit of {limit}"
+            f"The response announces {length} bytes, more than the limit of {limit}",
+            request_id=attempt.request_id,
         )
+    failure: APIConnectionError
     try:
-        # Counted as it arrives even when announced: a compressed body's length says
-        # nothing of what it inflates to.
+        if length is not None and "Content-Encoding" not in response.headers:
+            # Announced, within the limit and not compressed: the parser stops at the
+            # length, so the body is read in one go.
+            return await response.read()
+        # Counted as it arrives: a compressed body's length says nothing of what it
+        # inflates to.
         pieces: list[bytes] = []
         total = 0
         async for piece in response.content.iter_any():
@@ -132,21 +297,30 @@ async def _read_limited(response: aiohttp.ClientResponse, *, limit: int) -> byte
             if total > limit:
                 response.close()
                 raise ResponseTooLargeError(
-                    f"The response is larger than the limit of {limit} bytes"
+                    f"The response is larger than the limit of {limit} bytes",
+                    request_id=attempt.request_id,
                 )
             pieces.append(piece)
         return b"".join(pieces)
     except _MAPPED as exc:
-        _raise_mapped(exc, what="while reading the response")
+        failure = attempt.error(exc)
+    raise failure
 
 
 class Transport:
     """A pool of connections and the way requests go through it.
 
     Args:
-        max_connections: Connections open at once, to all hosts together.
+        max_connections: Connections open at once, to all hosts together. A request
+            waits up to ``Timeout.pool`` for one to be free.
         max_response_bytes: A larger response body fails instead of filling memory.
-        trust_env: Take proxies from ``HTTPS_PROXY`` and friends.
+        trust_env: Send requests through the proxies named by ``HTTPS_PROXY``,
+            ``HTTP_PROXY`` (or lowercase) except for hosts in ``NO_PROXY`` and this
+            machine's own (``localhost``, loopback addresses), read once when the
+            transport is made. Nothing else comes from the environment (no ``.netrc``
+            credentials).
+        ssl: TLS for every connection: ``True`` for the default checks, ``False`` for
+            none, or a context (see ``openai_images._config.tls_setting``).
     """
 
     def __init__(
@@ -154,12 +328,18 @@ class Transport:
         *,
         max_connections: int = 100,
         max_response_bytes: int = 1 << 30,
-        trust_env: bool = False,
+        trust_env: bool = True,
+        ssl: ssl.SSLContext | bool = True,
     ) -> None:
         self.max_response_bytes = max_response_bytes
         self._max_connections = max_connections
-        self._trust_env = trust_env
+        self._ssl = ssl
+        self._proxies = _environment_proxies() if trust_env else {}
+        self._proxy_by_origin: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
+        self._last_timeout = (Timeout(), aiohttp.ClientTimeout())
         self._session: aiohttp.ClientSession | None = None
+        self._slots: anyio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.user_agent = user_agent(f"aiohttp/{aiohttp.__version__}")
@@ -169,28 +349,86 @@ class Transport:
         """Whether a session is open (and so must be closed)."""
         return self._session is not None and not self._session.closed
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self) -> tuple[aiohttp.ClientSession, anyio.Semaphore]:
         if self._closed:
             raise RuntimeError("this client is closed; make a new one")
         loop = asyncio.get_running_loop()
-        if self._session is None:
+        if self._session is None or self._slots is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
+                limit=self._max_connections,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                ssl=self._ssl,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                trust_env=self._trust_env,
+                # Proxies come from _proxy_for: aiohttp's trust_env would also add
+                # credentials from ~/.netrc, and look proxies up in a thread per request.
+                trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
                 skip_auto_headers=("Content-Type",),
             )
+            # The pool's slots are counted here, so that waiting for one has its own
+            # limit and its own message; the connector's limit then never waits.
+            self._slots = anyio.Semaphore(self._max_connections)
             self._loop = loop
         elif self._loop is not loop:
             raise RuntimeError(
                 "this client's connections belong to another event loop; make one client "
                 "per event loop (or use ImagesClient from synchronous code)"
             )
-        return self._session
+        return self._session, self._slots
+
+    def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
+        if timeout is self._last_timeout[0]:  # the client's default, most of the time
+            return self._last_timeout[1]
+        found = self._timeouts.get(timeout)
+        if found is None:
+            if len(self._timeouts) >= 32:  # per-call timeouts: keep the cache small
+                self._timeouts.clear()
+            found = self._timeouts[timeout] = aiohttp.ClientTimeout(
+                total=timeout.total, connect=timeout.connect, sock_read=timeout.read
+            )
+        self._last_timeout = (timeout, found)
+        return found
+
+    def _proxy_for(self, url: str) -> tuple[str | None, str | None]:
+        """The proxy for ``url`` (or ``None``), and how to name it in errors."""
+        if not self._proxies:
+            return None, None
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        found = self._proxy_by_origin.get(origin)
+        if found is None:
+            proxy = self._proxies.get(parts.scheme)
+            host = parts.hostname or ""
+            # proxy_bypass_environment reads NO_PROXY from the mapping it is given.
+            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+            if proxy is not None and (
+                _is_loopback(host)
+                or bypass(f"{host}:{parts.port}" if parts.port else host, self._proxies)
+            ):
+                proxy = None
+            found = (proxy, _without_credentials(proxy) if proxy else None)
+            if len(self._proxy_by_origin) < 256:
+                self._proxy_by_origin[origin] = found
+        return found
+
+    async def _wait_for_slot(
+        self, slots: anyio.Semaphore, timeout: Timeout, method: str, url: str
+    ) -> None:
+        with anyio.move_on_after(timeout.pool):
+            await slots.acquire()
+            if self._closed:  # closed while this call waited: its session is gone
+                slots.release()
+                raise RuntimeError("this client is closed; make a new one")
+            return
+        raise APITimeoutError(
+            f"Timed out waiting for a free connection (Timeout.pool = "
+            f"{_seconds(timeout.pool)}; all {self._max_connections} of max_connections "
+            f"busy) for {method} {_without_query(url)}; nothing was sent"
+        )
 
     async def _open(
         self,
@@ -202,8 +440,13 @@ class Transport:
         body: Body | None,
         timeout: Timeout,
         allow_redirects: bool,
-    ) -> aiohttp.ClientResponse:
-        session = self._get_session()
+    ) -> tuple[aiohttp.ClientResponse, _Attempt, Callable[[], None]]:
+        """Send the request; the response, how to describe it, and how to free its slot."""
+        session, slots = self._get_session()
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._wait_for_slot(slots, timeout, method, url)
         send_headers = {"User-Agent": self.user_agent, **headers}
         data: Any = None
         if body is not None:
@@ -214,26 +457,37 @@ class Transport:
                     send_headers["Content-Length"] = str(body.length)
             else:
                 data = body.data
+        proxy, proxy_name = self._proxy_for(url)
+        attempt = _Attempt(method, url, timeout, proxy=proxy_name, headers=send_headers)
+        failure: BaseException
         try:
-            return await session.request(
+            response = await session.request(
                 method,
                 url,
                 headers=send_headers,
                 params=params,
                 data=data,
-                timeout=_aiohttp_timeout(timeout),
+                proxy=proxy,
+                timeout=self._client_timeout(timeout),
                 allow_redirects=allow_redirects,
             )
         except _MAPPED as exc:
-            own = _own_error(exc)
-            if own is not None:
-                raise own from own.__cause__
-            _raise_mapped(exc, what=f"sending {method} {_without_query(url)}")
+            failure = _own_error(exc) or attempt.error(exc)
+        except BaseException:
+            slots.release()
+            raise
+        else:
+            attempt.response_headers = response.headers
+            return response, attempt, slots.release
         finally:
             # An upload cut short must close its files now, not when collected. While
             # aiohttp's writer is inside the generator, cancelling that writer closes it.
             if getattr(data, "ag_running", True) is False:
                 await data.aclose()
+        slots.release()
+        # Raised here, outside the except block, so that aiohttp's exception is not its
+        # __context__.
+        raise failure
 
     async def send(
         self,
@@ -247,7 +501,7 @@ class Transport:
         allow_redirects: bool = False,
     ) -> Exchange:
         """Send a request and read the whole response."""
-        response = await self._open(
+        response, attempt, release = await self._open(
             method,
             url,
             headers=headers,
@@ -257,9 +511,10 @@ class Transport:
             allow_redirects=allow_redirects,
         )
         try:
-            payload = await _read_limited(response, limit=self.max_response_bytes)
+            payload = await _read_limited(response, limit=self.max_response_bytes, attempt=attempt)
         finally:
             response.release()
+            release()
         return Exchange(status=response.status, headers=response.headers, body=payload)
 
     async def open_stream(
@@ -273,7 +528,7 @@ class Transport:
         timeout: Timeout,
     ) -> StreamingExchange:
         """Send a request and return once the response headers have arrived."""
-        response = await self._open(
+        response, attempt, release = await self._open(
             method,
             url,
             headers=headers,
@@ -282,7 +537,9 @@ class Transport:
             timeout=timeout,
             allow_redirects=False,
         )
-        return StreamingExchange(response, limit=self.max_response_bytes)
+        return StreamingExchange(
+            response, limit=self.max_response_bytes, attempt=attempt, release=release
+        )
 
     async def aclose(self) -> None:
         """Close every connection. Safe to call twice."""
@@ -300,6 +557,39 @@ class Transport:
                     ResourceWarning,
                     stacklevel=3,
                 )
+
+
+def _environment_proxies() -> dict[str, str]:
+    """``HTTP_PROXY``, ``HTTPS_PROXY`` and ``NO_PROXY`` (lowercase first), as ``urllib``
+    reads them; only http(s) proxies, the kind aiohttp speaks."""
+    found = urllib.request.getproxies_environment()
+    proxies = {
+        scheme: url
+        for scheme, url in found.items()
+        if scheme in ("http", "https") and urlsplit(url).scheme in ("http", "https")
+    }
+    if proxies and "no" in found:
+        proxies["no"] = found["no"]
+    return proxies
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine, which a proxy elsewhere cannot reach."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _own_error(exc: BaseException) -> OpenAIImagesError | None:

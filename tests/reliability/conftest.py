@@ -532,14 +532,27 @@ def assert_released_sync(before: Snapshot) -> None:
     assert before.leaks() == []
 
 
-def texts_of(error: BaseException) -> list[str]:
-    """Every text a user may print of an error: str, repr and args, down its causes."""
-    texts: list[str] = []
+def chained(error: BaseException) -> list[BaseException]:
+    """``error`` and everything attached to it: causes, contexts and grouped exceptions."""
+    found: list[BaseException] = []
     seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
         seen.add(id(current))
+        found.append(current)
+        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
+    return found
+
+
+def texts_of(error: BaseException) -> list[str]:
+    """Every text a user (or an error tracker) may print of an error: str, repr, args,
+    notes and the repr of every attribute, down all its causes and contexts."""
+    texts: list[str] = []
+    for current in chained(error):
         texts += [str(current), repr(current), *map(repr, current.args)]
         texts += [repr(value) for value in vars(current).values()]
-        current = current.__cause__ or current.__context__
+        texts += [repr(note) for note in getattr(current, "__notes__", ())]
     return texts

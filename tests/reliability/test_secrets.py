@@ -1,11 +1,13 @@
 """The API key stays secret: never printed, logged or recorded, never sent to another host.
 
-The whole fault catalogue runs with every logger at DEBUG (aiohttp's included): no error
-(its text, repr, args, attributes and causes), no log record, no repr of a client, request,
-response or recorded request holds the key or the part of it a redaction hides. The CLI's
-output does not either. The key goes nowhere but the API host: not with ``url`` downloads,
-not after a redirect, and not over plain ``http://`` to a remote host without a warning
-that comes before any network I/O.
+The whole fault catalogue runs with every logger at DEBUG (aiohttp's included), and so do
+hostile servers (responses no HTTP parser accepts, streams cut or stalled mid-event) and
+proxies (refusing, failing, asking for credentials): no error (its text, repr, args, notes,
+attributes, causes and contexts, none of which is an aiohttp exception), no log record, no
+repr of a client, request, response or recorded request holds the key or the part of it a
+redaction hides. The CLI's output does not either. The key goes nowhere but the API host:
+not with ``url`` downloads, not after a redirect, and not over plain ``http://`` to a
+remote host without a warning that comes before any network I/O.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import pytest
 from anyio.from_thread import BlockingPortal
 
 from openai_images import (
+    APIConnectionError,
     APIStatusError,
     AsyncImagesClient,
     GenerateRequest,
     ImagesClient,
     OpenAIImagesError,
+    Timeout,
 )
 from openai_images.cli import build_parser, main
 from openai_images.testing import Fault, LocalImagesServer
@@ -36,11 +40,14 @@ from .conftest import (
     KEY_MIDDLE,
     call,
     call_sync,
+    chained,
     client_options,
+    closed_port,
     no_dns,
     open_venue,
     texts_of,
 )
+from .hostile import PROXIED_HOST, STALL, Proxy, RawServer, chunk, http_response, sse_event
 
 
 def assert_secret(texts: list[str]) -> None:
@@ -87,6 +94,7 @@ async def test_no_error_log_or_repr_of_the_async_fault_suite_holds_the_key(
                     texts += [repr(recorded) for recorded in venue.server.requests]
             if outcome.error is not None:
                 errors += 1
+                assert_clean(outcome.error)
                 texts += texts_of(outcome.error)
             texts += [repr(outcome.result), *map(repr, outcome.events)]
     assert errors == sum(case.error is not None for case in CASES)
@@ -108,6 +116,7 @@ def test_no_error_log_or_repr_of_the_sync_fault_suite_holds_the_key(
                 texts.append(repr(client))
                 outcome = call_sync(client, case)
             if outcome.error is not None:
+                assert_clean(outcome.error)
                 texts += texts_of(outcome.error)
             texts += [repr(outcome.result), *map(repr, outcome.events)]
     assert_secret(texts + logged_texts(caplog))
@@ -133,6 +142,153 @@ def test_settings_and_requests_do_not_show_the_key() -> None:
     client = AsyncImagesClient(api_key=KEY, base_url="http://127.0.0.1:9/v1")
     request = GenerateRequest(prompt="a fox", model="gpt-image-1")
     assert_secret([repr(client), repr(client._settings), str(client._settings), repr(request)])
+
+
+# -- hostile servers and proxies ----------------------------------------------------------
+
+_STREAM_HEAD = http_response(
+    "HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n"
+    "x-request-id: req_hostile"
+)
+_PARTIAL = sse_event(
+    {"type": "image_generation.partial_image", "b64_json": "aGk=", "partial_image_index": 0,
+     "created_at": 1, "size": "1024x1024", "quality": "low", "background": "opaque",
+     "output_format": "png"}
+)  # fmt: skip
+
+HOSTILE: dict[str, list[bytes | object]] = {
+    "status-line-not-a-number": [http_response("HTTP/1.1 abc")],
+    "header-without-a-colon": [
+        http_response("HTTP/1.1 200 OK\nContent-Type application/json\nContent-Length: 2", b"{}")
+    ],
+    "content-length-not-a-number": [
+        http_response("HTTP/1.1 200 OK\nContent-Length: twelve", b"{}")
+    ],
+    "header-line-too-long": [http_response("HTTP/1.1 200 OK\nX-Long: " + "a" * 20000)],
+    "closed-mid-head": [b"HTTP/1.1 200 OK\r\nContent-Le"],
+    "chunk-size-not-hex": [
+        http_response("HTTP/1.1 200 OK\nContent-Type: application/json\n"
+                      "Transfer-Encoding: chunked"),
+        b"zz\r\n{}",
+    ],
+    "gzip-that-is-not": [
+        http_response("HTTP/1.1 200 OK\nContent-Encoding: gzip\nContent-Length: 9", b"not gzip!")
+    ],
+    "body-stalls": [http_response("HTTP/1.1 200 OK\nContent-Length: 100", b"{"), STALL],
+    "stream-chunk-not-hex": [_STREAM_HEAD, chunk(_PARTIAL), b"zz\r\n"],
+    "stream-cut-mid-chunk": [_STREAM_HEAD, chunk(_PARTIAL), b"40\r\ndata: {"],
+    "stream-stalls": [_STREAM_HEAD, chunk(_PARTIAL), STALL],
+}  # fmt: skip
+"""Answers no well-behaved server sends; aiohttp's exceptions for several hold our headers."""
+
+_QUICK = Timeout(connect=5.0, read=0.2, total=10.0)
+
+
+async def _fail(client: AsyncImagesClient, *, stream: bool) -> OpenAIImagesError:
+    """The library error a call meets (it must meet one)."""
+    try:
+        if stream:
+            async with await client.generate(
+                prompt="p", model="gpt-image-1", stream=True, partial_images=1
+            ) as events:
+                async for _ in events:
+                    pass
+        else:
+            await client.generate(prompt="p", model="dall-e-2", size="256x256")
+    except OpenAIImagesError as error:
+        return error
+    raise AssertionError("the call succeeded")
+
+
+def _fail_sync(client: ImagesClient, *, stream: bool) -> OpenAIImagesError:
+    """:func:`_fail` for the sync client."""
+    try:
+        if stream:
+            with client.generate(prompt="p", model="gpt-image-1", stream=True) as events:
+                list(events)
+        else:
+            client.generate(prompt="p", model="dall-e-2", size="256x256")
+    except OpenAIImagesError as error:
+        return error
+    raise AssertionError("the call succeeded")
+
+
+def assert_clean(error: BaseException) -> None:
+    """No text of the error holds the key, and nothing chained to it is aiohttp's."""
+    assert_secret(texts_of(error))
+    for linked in chained(error):
+        assert not type(linked).__module__.startswith("aiohttp"), repr(linked)[:300]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_hostile_responses_leave_no_key_in_errors_or_logs(
+    name: str, caplog: pytest.LogCaptureFixture, delays: list[float]
+) -> None:
+    """Unparseable heads, bodies and streams, retried once: the error and the logs are
+    clean, and no aiohttp exception (whose ``request_info`` holds our headers) is chained."""
+    with everything_logged(caplog):
+        async with (
+            RawServer(HOSTILE[name]) as server,
+            AsyncImagesClient(
+                api_key=KEY, base_url=server.base_url, max_retries=1, timeout=_QUICK
+            ) as client,
+        ):
+            error = await _fail(client, stream=name.startswith("stream"))
+    assert isinstance(error, APIConnectionError)
+    assert_clean(error)
+    assert_secret(logged_texts(caplog))
+
+
+def test_hostile_responses_leave_no_key_in_the_sync_client(portal: BlockingPortal) -> None:
+    """The sync client hands over the same clean errors from its loop thread."""
+    for name in ("status-line-not-a-number", "stream-cut-mid-chunk"):
+        with (
+            portal.wrap_async_context_manager(RawServer(HOSTILE[name])) as server,
+            ImagesClient(api_key=KEY, base_url=server.base_url, max_retries=0) as client,
+        ):
+            error = _fail_sync(client, stream=name.startswith("stream"))
+        assert_clean(error)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "proxy_answer",
+    [
+        None,
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 abc\r\n\r\n",
+    ],
+    ids=["proxy-down", "proxy-407", "proxy-502", "proxy-unparseable"],
+)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_proxy_failures_leave_no_key_or_proxy_password_in_errors(
+    proxy_answer: bytes | None,
+    scheme: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A proxy that is down, refuses, fails or speaks nonsense: the error names the proxy
+    without its password and holds neither that password nor the key."""
+    async with Proxy(refuse=proxy_answer) as proxy:
+        port = proxy.url.rsplit(":", 1)[1] if proxy_answer else str(closed_port())
+        monkeypatch.setenv(f"{scheme}_proxy", f"http://user:proxy-pw-123@127.0.0.1:{port}")
+        # A host that is not looked up (nor this machine): the proxy is asked for it.
+        plain_http = pytest.warns(UserWarning, match="plain http")
+        with no_dns(), everything_logged(caplog):
+            async with AsyncImagesClient(
+                api_key=KEY, base_url=f"{scheme}://{PROXIED_HOST}:9/v1", max_retries=0
+            ) as client:
+                with plain_http if scheme == "http" else contextlib.nullcontext():
+                    error = await _fail(client, stream=False)
+    assert len(proxy.request_lines) == (0 if proxy_answer is None else 1)
+    texts = texts_of(error) + logged_texts(caplog)
+    assert_clean(error)
+    assert_secret(texts)
+    assert not any("proxy-pw-123" in text for text in texts)
+    if isinstance(error, APIConnectionError):
+        assert f"through the proxy http://127.0.0.1:{port}" in str(error)
 
 
 # -- the command line -------------------------------------------------------------------
