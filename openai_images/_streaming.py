@@ -22,6 +22,7 @@ from ._errors import (
     APIResponseValidationError,
     error_event_status,
     error_from_payload,
+    request_id_of,
 )
 from ._responses import (
     EVENT_CLASSES,
@@ -45,7 +46,7 @@ class AsyncImageStream(Generic[E]):
     ``aclose``) to close the connection when you stop early.
 
     Attributes:
-        request_id: The response's ``x-request-id``.
+        request_id: The response's ``x-request-id`` (or Azure's ``apim-request-id``).
         headers: The response headers.
 
     Example:
@@ -64,7 +65,7 @@ class AsyncImageStream(Generic[E]):
         self._finished = False
         self._completed = False
         self._error: APIError | None = None
-        self.request_id: str | None = exchange.headers.get("x-request-id")
+        self.request_id: str | None = request_id_of(exchange.headers)
         self.headers: Mapping[str, str] = exchange.headers
 
     def __aiter__(self) -> AsyncImageStream[E]:

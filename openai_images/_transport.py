@@ -19,9 +19,14 @@ import aiohttp
 import attrs
 
 from ._config import Timeout, user_agent
-from ._errors import APIConnectionError, APITimeoutError, OpenAIImagesError
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    OpenAIImagesError,
+    ResponseTooLargeError,
+)
 
-__all__ = ["Body", "Exchange", "ResponseTooLargeError", "StreamingExchange", "Transport"]
+__all__ = ["Body", "Exchange", "StreamingExchange", "Transport"]
 
 # A body is sent as is (bytes) or produced chunk by chunk, with its length if known.
 StreamFactory = Callable[[], AsyncIterator[bytes]]
@@ -61,10 +66,6 @@ def _raise_mapped(exc: BaseException, *, what: str) -> NoReturn:
 
 
 _MAPPED = (aiohttp.ClientError, OSError, asyncio.TimeoutError, TimeoutError)
-
-
-class ResponseTooLargeError(APIConnectionError):
-    """A response over the client's ``max_response_bytes``; another try would fetch the same."""
 
 
 class StreamingExchange:
