@@ -18,7 +18,7 @@ from ._batch import (
     ProgressBar,
     progress_bar,
 )
-from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
+from ._client import AsyncImagesClient, RequestOptions
 from ._config import Timeout
 from ._errors import (
     APIConnectionError,
@@ -28,6 +28,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConflictError,
     InsufficientQuotaError,
     InternalServerError,
@@ -39,9 +40,11 @@ from ._errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestValidationError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
     Violation,
 )
+from ._raw import RawResponse
 from ._requests import (
     EditRequest,
     GenerateRequest,
@@ -84,9 +87,9 @@ __all__ = [
     "BatchReport",
     "BatchResult",
     "BatchSummary",
+    "ClientClosedError",
     "ConflictError",
     "EditRequest",
-    "ExchangeObserver",
     "GenerateRequest",
     "Image",
     "ImageEditCompletedEvent",
@@ -112,8 +115,10 @@ __all__ = [
     "PermissionDeniedError",
     "ProgressBar",
     "RateLimitError",
+    "RawResponse",
     "RequestOptions",
     "RequestValidationError",
+    "ResponseTooLargeError",
     "SvgOptions",
     "SvgReasoning",
     "Timeout",

@@ -10,7 +10,14 @@ import attrs
 
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "Settings", "Timeout", "user_agent"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "Settings",
+    "Timeout",
+    "custom_headers",
+    "user_agent",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -103,3 +110,19 @@ class Settings:
 def user_agent(http_library: str) -> str:
     """The ``User-Agent`` naming this library, Python and the HTTP library with versions."""
     return f"openai-images/{__version__} Python/{platform.python_version()} {http_library}"
+
+
+def custom_headers(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The headers in ``OPENAI_CUSTOM_HEADERS`` (``Name: value`` lines), as the official SDK
+    reads them; headers given to the client win over these.
+
+    Example:
+        >>> custom_headers({"OPENAI_CUSTOM_HEADERS": "X-Team: images\\nX-Env: test"})
+        {'X-Team': 'images', 'X-Env': 'test'}
+    """
+    found: dict[str, str] = {}
+    for line in environ.get("OPENAI_CUSTOM_HEADERS", "").splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip():
+            found[name.strip()] = value.strip()
+    return found
