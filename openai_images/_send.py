@@ -612,8 +612,9 @@ class Sender:
                 observer=observer,
                 allow_redirects=allow_redirects,
             )
-        except OpenAIImagesError:
-            # Whatever the closing did to this call (a connection dropped), it was the close.
+        except (OpenAIImagesError, RuntimeError):
+            # Whatever the closing did to this call (a connection dropped, the pool gone
+            # before the next attempt), the close is the reason.
             if life.closed:
                 raise ClientClosedError from None
             raise

@@ -1,24 +1,19 @@
-"""The road of a request below the client: the ``Sender``, its observer contract, closing
-a client during calls, markup uploads, validation once, and the request id."""
+"""The road of a request below the client: the ``Sender``, its observer contract, markup
+uploads, validation once, and the request id (closing during calls: tests/reliability)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-import anyio
 import pytest
 from aiohttp import web
-from anyio.from_thread import start_blocking_portal
 
 from openai_images import (
     APIError,
     AsyncImagesClient,
-    ClientClosedError,
     EditRequest,
     GenerateRequest,
-    ImagesClient,
     RateLimitError,
     RequestValidationError,
 )
@@ -27,7 +22,7 @@ from openai_images._send import BaseURLRoute, BearerAuth, Sender
 from openai_images._transport import Transport
 
 from .images import make_png
-from .recorder import OK_BODY, Recorder, Reply
+from .recorder import Recorder, Reply
 
 FAST = {"retry-after-ms": "1"}
 
@@ -138,105 +133,6 @@ async def test_call_reaches_any_api_path_with_auth_and_retries(recorder: Recorde
     assert second.json == {"why": "test"}
     assert second.headers["Authorization"] == "Bearer sk-test"
     assert first.path == second.path
-
-
-def _arrival(
-    arrived: anyio.Event, reply: web.StreamResponse, *, hold: anyio.Event | None = None
-) -> Reply:
-    """A reply that signals the request's arrival, optionally holding the answer back."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        arrived.set()
-        if hold is not None:
-            await hold.wait()
-        return reply
-
-    return Reply(handler=handler)
-
-
-async def _close_during_call(
-    client: AsyncImagesClient, arrived: anyio.Event
-) -> list[BaseException]:
-    """Start a call, close the client once the server has the request, return the outcome."""
-    outcome: list[BaseException] = []
-
-    async def call() -> None:
-        try:
-            await client.generate(prompt="p")
-        except ClientClosedError as exc:
-            outcome.append(exc)
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as group:
-            group.start_soon(call)
-            await arrived.wait()
-            await anyio.sleep(0.05)  # let the client read the answer and start waiting
-            await client.aclose()
-    return outcome
-
-
-@pytest.mark.anyio
-async def test_aclose_ends_a_call_waiting_on_a_retry(recorder: Recorder) -> None:
-    """A call sleeping on ``retry-after: 20`` fails with ClientClosedError once the client
-    closes, long before the 20 s are out (the guard is 10 s)."""
-    arrived = anyio.Event()
-    busy = web.json_response(
-        {"error": {"message": "busy"}}, status=503, headers={"retry-after": "20"}
-    )
-    recorder.reply(_arrival(arrived, busy))
-    outcome = await _close_during_call(_client(recorder), arrived)
-    assert len(outcome) == 1
-    assert len(recorder.requests) == 1
-
-
-@pytest.mark.anyio
-async def test_aclose_ends_a_call_in_flight(recorder: Recorder) -> None:
-    """A call whose answer the server holds back fails with ClientClosedError when the
-    client closes; a call after that is refused with the same error."""
-    arrived, hold = anyio.Event(), anyio.Event()
-    recorder.reply(_arrival(arrived, web.json_response(OK_BODY), hold=hold))
-    client = _client(recorder)
-    try:
-        outcome = await _close_during_call(client, arrived)
-    finally:
-        hold.set()
-    assert len(outcome) == 1
-    with pytest.raises(ClientClosedError, match="closed"):
-        await client.generate(prompt="p")
-
-
-@pytest.fixture
-def thread_recorder() -> Iterator[Recorder]:
-    with (
-        start_blocking_portal(name="recorder") as portal,
-        portal.wrap_async_context_manager(Recorder()) as rec,
-    ):
-        yield rec
-
-
-def test_sync_close_ends_a_call_waiting_on_a_retry(thread_recorder: Recorder) -> None:
-    """ImagesClient.close() from another thread ends a call sleeping on a long retry-after."""
-    thread_recorder.reply(
-        Reply(status=503, json={"error": {"message": "busy"}}, headers={"retry-after": "20"})
-    )
-    client = ImagesClient(api_key="sk-test", base_url=thread_recorder.base_url)
-    outcome: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            client.generate(prompt="p")
-        except ClientClosedError as exc:
-            outcome.append(exc)
-
-    worker = threading.Thread(target=call)
-    worker.start()
-    while not thread_recorder.requests:
-        threading.Event().wait(0.01)
-    threading.Event().wait(0.05)
-    client.close()
-    worker.join(timeout=10)
-    assert not worker.is_alive()
-    assert len(outcome) == 1
 
 
 @pytest.mark.anyio

@@ -433,7 +433,7 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         chosen.append(real(policy, attempt=attempt, headers=headers, **kwargs))
         return 0.0
 
-    monkeypatch.setattr("openai_images._client.retry_delay", record)
+    monkeypatch.setattr("openai_images._send.retry_delay", record)
     return chosen
 
 
