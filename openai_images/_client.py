@@ -9,8 +9,8 @@ by ``tools/generate_client.py``; edit the classes, not the block it writes.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import attrs
 from typing_extensions import deprecated
@@ -49,30 +49,28 @@ from ._streaming import AsyncImageStream
 from ._transport import Transport
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from types import TracebackType
 
 __all__ = ["AsyncImagesClient", "RequestOptions"]
 
-R = TypeVar("R", GenerateRequest, EditRequest, VariationRequest)
-_OPTION_NAMES = ("timeout", "max_retries", "extra_headers", "extra_query", "extra_body")
-# The keyword fields of each request class; ``stream`` is the stream's own switch.
-_FIELDS = {
-    cls: tuple(f.name for f in attrs.fields(cls) if f.init and f.name != "stream")
-    for cls in (GenerateRequest, EditRequest, VariationRequest)
-}
 
-
-def _split(cls: type[R], arguments: Mapping[str, Any]) -> tuple[R, RequestOptions]:
-    """A keyword method's arguments (its ``locals()``) as a request and per-call options.
-
-    The generated methods call this so that each keyword list is written once, in the
-    request class, rather than once more in the call that builds the request.
-    """
-    request = cls(**{name: arguments[name] for name in _FIELDS[cls]})
-    if all(arguments[name] is None for name in _OPTION_NAMES):
-        return request, NO_OPTIONS
-    return request, RequestOptions(**{name: arguments[name] for name in _OPTION_NAMES})
+def _options(
+    timeout: float | Timeout | None,
+    max_retries: int | None,
+    extra_headers: Mapping[str, str] | None,
+    extra_query: Mapping[str, str] | None,
+    extra_body: Mapping[str, Any] | None,
+) -> RequestOptions:
+    """A keyword method's per-call settings (the shared empty ones when none is given)."""
+    if timeout is None and max_retries is None and not (extra_headers or extra_query or extra_body):
+        return NO_OPTIONS
+    return RequestOptions(
+        timeout=timeout,
+        max_retries=max_retries,
+        extra_headers=extra_headers,
+        extra_query=extra_query,
+        extra_body=extra_body,
+    )
 
 
 class AsyncImagesClient:
@@ -378,7 +376,27 @@ class AsyncImagesClient:
             result.data[0].save("lighthouse.png")
             ```
         """
-        request, options = _split(GenerateRequest, locals())
+        request = GenerateRequest(
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            moderation=moderation,
+            output_format=output_format,
+            output_compression=output_compression,
+            response_format=response_format,
+            style=style,
+            user=user,
+            safety_identifier=safety_identifier,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
+            partial_images=partial_images,
+        )
+        options = _options(timeout, max_retries, extra_headers, extra_query, extra_body)
         if stream:
             return await self._sender.open_stream(request, options)
         return await self._sender.send(request, options)
@@ -528,7 +546,31 @@ class AsyncImagesClient:
             )
             ```
         """
-        request, options = _split(EditRequest, locals())
+        request = EditRequest(
+            prompt=prompt,
+            image=image,
+            images=images,
+            mask=mask,
+            markup=markup,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            moderation=moderation,
+            input_fidelity=input_fidelity,
+            output_format=output_format,
+            output_compression=output_compression,
+            response_format=response_format,
+            user=user,
+            safety_identifier=safety_identifier,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
+            partial_images=partial_images,
+        )
+        options = _options(timeout, max_retries, extra_headers, extra_query, extra_body)
         if stream:
             return await self._sender.open_stream(request, options)
         return await self._sender.send(request, options)
@@ -572,7 +614,10 @@ class AsyncImagesClient:
             result = await client.create_variation(image="cat.png", n=2)
             ```
         """
-        request, options = _split(VariationRequest, locals())
+        request = VariationRequest(
+            image=image, model=model, n=n, size=size, response_format=response_format, user=user
+        )
+        options = _options(timeout, max_retries, extra_headers, extra_query, extra_body)
         return await self._sender.send(request, options)
 
     # --- end of generated code ---

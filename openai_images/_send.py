@@ -92,8 +92,11 @@ class Auth(Protocol):
     """How a request is authenticated (OpenAI's bearer key, Azure's ``api-key``...)."""
 
     async def headers(self) -> Mapping[str, str]:
-        """The headers that authenticate one attempt (called before each attempt, so a
-        token provider may refresh). Raise ``MissingAPIKeyError`` if there is nothing to send."""
+        """The headers that authenticate one attempt: called before each attempt (so a
+        token provider may refresh), and once before a request is prepared (so a missing
+        key fails before any work). Raise ``MissingAPIKeyError`` if there is nothing to
+        send. Return the same mapping while nothing changes: the sender then reuses its
+        merge of the headers."""
         ...
 
 
@@ -280,7 +283,11 @@ class Sender:
         self.policy = policy
         self._life = _Lifetime()
         # Made once: every request of this sender starts from these.
-        self._base_headers = {"Accept": "application/json", **settings.default_headers}
+        self._base_headers: Mapping[str, str] = {
+            "Accept": "application/json",
+            **settings.default_headers,
+        }
+        self._merged: tuple[Mapping[str, str], Mapping[str, str], dict[str, str]] | None = None
 
     def evolve(
         self,
@@ -366,6 +373,7 @@ class Sender:
             options=RequestOptions(timeout=timeout),
             replayable=True,
             allow_redirects=True,
+            authenticate=False,
         )
         return exchange.body
 
@@ -444,11 +452,23 @@ class Sender:
 
     # -- the road ------------------------------------------------------------------------
 
-    async def _headers(self, options: RequestOptions) -> dict[str, str]:
-        headers = {**self._base_headers, **await self.auth.headers()}
+    def _headers(self, options: RequestOptions) -> Mapping[str, str]:
+        """The request's own headers (defaults, then per-call); auth joins per attempt."""
         if options.extra_headers:
-            headers.update(options.extra_headers)
-        return headers
+            return {**self._base_headers, **options.extra_headers}
+        return self._base_headers
+
+    async def _with_auth(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` with this attempt's authentication: ``Auth.headers()`` runs before
+        each attempt (a token provider may refresh), and the merge is kept while the auth
+        headers and the request's stay the same objects."""
+        auth = await self.auth.headers()
+        cached = self._merged
+        if cached is not None and cached[0] is auth and cached[1] is headers:
+            return cached[2]
+        merged = {**headers, **auth}
+        self._merged = (auth, headers, merged)
+        return merged
 
     def _params(
         self, route_params: Mapping[str, str], options: RequestOptions
@@ -460,9 +480,11 @@ class Sender:
 
     async def _prepare(
         self, request: ImageRequest, options: RequestOptions
-    ) -> tuple[str, Mapping[str, str] | None, dict[str, str], Body, bool]:
+    ) -> tuple[str, Mapping[str, str] | None, Mapping[str, str], Body, bool]:
         """Headers, files, rules (once), body and URL of an image request; no network I/O."""
-        headers = await self._headers(options)
+        headers = self._headers(options)
+        # The key is looked at (and a plain-http warning given) before anything else.
+        await self.auth.headers()
         url, route_params = self.route.url(f"images/{request.endpoint}", model=request.model)
         params = self._params(route_params, options)
         fields = request_fields(request)
@@ -525,8 +547,9 @@ class Sender:
         params: Mapping[str, str] | None,
         options: RequestOptions,
         model: str | None,
-    ) -> tuple[str, dict[str, str], Mapping[str, str] | None, Body | None]:
-        headers = await self._headers(options)
+    ) -> tuple[str, Mapping[str, str], Mapping[str, str] | None, Body | None]:
+        headers = self._headers(options)
+        await self.auth.headers()
         url, route_params = self.route.url(path, model=model)
         query = self._params(route_params, options)
         if params:
@@ -551,6 +574,7 @@ class Sender:
         stream: Literal[True],
         observer: AttemptObserver | None = None,
         allow_redirects: bool = False,
+        authenticate: bool = True,
     ) -> StreamingExchange: ...
 
     @overload
@@ -567,6 +591,7 @@ class Sender:
         stream: Literal[False] = False,
         observer: AttemptObserver | None = None,
         allow_redirects: bool = False,
+        authenticate: bool = True,
     ) -> Exchange: ...
 
     async def _attempts(
@@ -582,6 +607,7 @@ class Sender:
         stream: bool = False,
         observer: AttemptObserver | None = None,
         allow_redirects: bool = False,
+        authenticate: bool = True,
     ) -> Exchange | StreamingExchange:
         """Every attempt of one request; a close meanwhile makes it ``ClientClosedError``."""
         life = self._life
@@ -611,6 +637,7 @@ class Sender:
                 stream=stream,
                 observer=observer,
                 allow_redirects=allow_redirects,
+                authenticate=authenticate,
             )
         except (OpenAIImagesError, RuntimeError):
             # Whatever the closing did to this call (a connection dropped, the pool gone
@@ -633,6 +660,7 @@ class Sender:
         stream: bool,
         observer: AttemptObserver | None,
         allow_redirects: bool,
+        authenticate: bool,
     ) -> Exchange | StreamingExchange:
         transport = self.transport
         retries = 0
@@ -642,10 +670,16 @@ class Sender:
                 await observer.before_attempt()
             status: int | None = None
             answer_headers: Mapping[str, str] | None = None
+            sent_headers = await self._with_auth(headers) if authenticate else headers
             try:
                 if stream:
                     opened = await transport.open_stream(
-                        method, url, headers=headers, params=params, body=body, timeout=timeout
+                        method,
+                        url,
+                        headers=sent_headers,
+                        params=params,
+                        body=body,
+                        timeout=timeout,
                     )
                     status, answer_headers = opened.status, opened.headers
                     if 200 <= status < 300:
@@ -661,7 +695,7 @@ class Sender:
                     answer = await transport.send(
                         method,
                         url,
-                        headers=headers,
+                        headers=sent_headers,
                         params=params,
                         body=body,
                         timeout=timeout,

@@ -179,14 +179,27 @@ def docstring(method: Method) -> str:
     return '        """' + textwrap.indent(text, "        ").lstrip() + '\n        """'
 
 
+def build(method: Method) -> list[str]:
+    """The body's first lines: the request from its fields, the options from the rest."""
+    fields = ", ".join(
+        f"{name}={name}"
+        for name, _, _, _ in parameters(method)
+        if name != "stream" and name not in {option for option, _, _ in OPTIONS}
+    )
+    options = ", ".join(name for name, _, _ in OPTIONS)
+    return [
+        f"        request = {method.request.__name__}({fields})",
+        f"        options = _options({options})",
+    ]
+
+
 def render(method: Method) -> str:
-    cls = method.request.__name__
     out: list[str] = []
     deprecated = f"    @deprecated({method.deprecated!r})\n" if method.deprecated else ""
     if method.event is None:
         out.append(deprecated + signature(method, stream=None, returns="ImagesResponse"))
         out.append(docstring(method))
-        out.append(f"        request, options = _split({cls}, locals())")
+        out += build(method)
         out.append("        return await self._sender.send(request, options)")
         return "\n".join(out) + "\n"
     stream_type = f"AsyncImageStream[{method.event}]"
@@ -197,7 +210,7 @@ def render(method: Method) -> str:
         deprecated + signature(method, stream=None, returns=f"ImagesResponse | {stream_type}")
     )
     out.append(docstring(method))
-    out.append(f"        request, options = _split({cls}, locals())")
+    out += build(method)
     out.append("        if stream:")
     out.append("            return await self._sender.open_stream(request, options)")
     out.append("        return await self._sender.send(request, options)")
