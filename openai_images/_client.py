@@ -39,9 +39,11 @@ from ._requests import (
 from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
 from ._send import (
     NO_OPTIONS,
+    Auth,
     BaseURLRoute,
     BearerAuth,
     RequestOptions,
+    Route,
     Sender,
     configure_logging,
 )
@@ -135,11 +137,19 @@ class AsyncImagesClient:
         self._sender = Sender(
             settings=settings,
             transport=transport,
-            auth=BearerAuth(settings),
-            route=BaseURLRoute(settings.base_url),
+            auth=self._auth_for(settings),
+            route=self._route_for(settings),
             validate=validate,
         )
         self._owns_transport = True
+
+    def _auth_for(self, settings: Settings) -> Auth:
+        """How requests authenticate (a client for another service overrides this)."""
+        return BearerAuth(settings)
+
+    def _route_for(self, settings: Settings) -> Route:
+        """Where requests go (a client for another service overrides this)."""
+        return BaseURLRoute(settings.base_url)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -197,11 +207,13 @@ class AsyncImagesClient:
             max_retries=old.max_retries if max_retries is None else max_retries,
             default_headers={**old.default_headers, **(default_headers or {})},
         )
-        copy = object.__new__(AsyncImagesClient)
+        copy = object.__new__(type(self))
+        # Auth and route are remade only when what they are made from changed.
+        reauth = (api_key, organization, project, base_url) != (None, None, None, None)
         copy._sender = self._sender.evolve(
             settings=settings,
-            auth=BearerAuth(settings),
-            route=BaseURLRoute(settings.base_url),
+            auth=self._auth_for(settings) if reauth else None,
+            route=self._route_for(settings) if base_url is not None else None,
             validate=validate,
         )
         copy._owns_transport = False

@@ -157,3 +157,17 @@ def test_every_request_field_is_a_keyword_of_its_method() -> None:
             if field.init:
                 assert field.name in parameters, (method.__name__, field.name)
                 assert f"{field.name}: " in (method.__doc__ or ""), (method.__name__, field.name)
+
+
+async def test_with_options_may_change_the_key_and_the_base_url(recorder: Recorder) -> None:
+    """A copy with another key authenticates with it; with another base URL it goes there."""
+    async with Recorder() as other:
+        client = AsyncImagesClient(api_key=KEY, base_url=recorder.base_url)
+        await client.with_options(api_key="sk-other-0123456789").generate(prompt="p")
+        await client.with_options(base_url=other.base_url).generate(prompt="p")
+        await client.generate(prompt="p")
+        await client.aclose()
+    first, mine = recorder.requests
+    assert first.headers["Authorization"] == "Bearer sk-other-0123456789"
+    assert mine.headers["Authorization"] == f"Bearer {KEY}"
+    assert other.requests[0].headers["Authorization"] == f"Bearer {KEY}"
