@@ -26,7 +26,7 @@ from ._batch_api import (
     BatchLineError,
     RemoteBatch,
 )
-from ._client import AsyncImagesClient, ExchangeObserver, RequestOptions
+from ._client import AsyncImagesClient, RequestOptions
 from ._config import ClientCertificate, Timeout
 from ._errors import (
     APIConnectionError,
@@ -36,6 +36,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConflictError,
     InsufficientQuotaError,
     InternalServerError,
@@ -48,9 +49,11 @@ from ._errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestValidationError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
     Violation,
 )
+from ._raw import RawResponse
 from ._requests import (
     EditRequest,
     GenerateRequest,
@@ -99,9 +102,9 @@ __all__ = [
     "BatchResult",
     "BatchSummary",
     "ClientCertificate",
+    "ClientClosedError",
     "ConflictError",
     "EditRequest",
-    "ExchangeObserver",
     "GenerateRequest",
     "Image",
     "ImageEditCompletedEvent",
@@ -129,8 +132,10 @@ __all__ = [
     "ProgressBar",
     "RateLimitError",
     "RemoteBatch",
+    "RawResponse",
     "RequestOptions",
     "RequestValidationError",
+    "ResponseTooLargeError",
     "SvgOptions",
     "SvgReasoning",
     "Timeout",

@@ -3,7 +3,7 @@
 Many requests go through one client, a bounded number at a time::
 
     requests (an iterable or async iterable, pulled only when there is room)
-      -> producer -> ``concurrency`` workers: client._execute() with the shared limiter,
+      -> producer -> ``concurrency`` workers: sender.send() with the shared limiter,
                                             then the images written to disk (in threads)
       -> results stream -> the caller's ``async for`` (put back in input order if asked)
 
@@ -15,7 +15,8 @@ the line stops new pulls instead of piling up results behind it.
 
 The engine's tasks run in a task group the iterator enters (``async with``, or the first
 ``__anext__``) and leaves when it ends or is closed, which cancels whatever is in flight:
-connections are dropped and upload files closed by the client's own cancellation paths.
+connections are dropped and upload files closed by the sender's own cancellation paths.
+The engine takes a ``Sender`` (``openai_images._send``), never a client: it sits below them.
 One item's failure is that item's ``BatchResult``; a programming error (a request of
 the wrong type, a bad ``key``, a failing iterable, a full disk) ends the batch with that
 exception.
@@ -23,11 +24,20 @@ exception.
 
 from __future__ import annotations
 
+import enum
 import math
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +51,7 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
+    APIError,
     OpenAIImagesError,
     RequestValidationError,
     Violation,
@@ -55,7 +66,7 @@ from ._sniff import image_extension
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
-    from ._client import AsyncImagesClient, RequestOptions
+    from ._send import RequestOptions, Sender
 
 __all__ = [
     "AsyncBatchIterator",
@@ -270,6 +281,32 @@ class _Requests:
             close()
 
 
+class _State(enum.Enum):
+    """Where a batch iterator is in its life; it only moves down this list."""
+
+    NEW = enum.auto()
+    RUNNING = enum.auto()
+    FINISHED = enum.auto()  # the iteration is over; the task group may still be held
+    CLOSED = enum.auto()
+
+
+class _Paced:
+    """An item's ``ItemAttempts`` under the sender's ``AttemptObserver`` contract: every
+    attempt waits on the batch's limiter, and failures are left to the retry rules."""
+
+    def __init__(self, attempts: ItemAttempts) -> None:
+        self._attempts = attempts
+
+    async def before_attempt(self) -> None:
+        await self._attempts.before_attempt()
+
+    def after_attempt(
+        self, *, status: int | None, headers: Mapping[str, str] | None, error: APIError | None
+    ) -> bool:
+        self._attempts.after_attempt(status=status, headers=headers)
+        return False
+
+
 class AsyncBatchIterator:
     """The results of ``map``, as they finish.
 
@@ -291,17 +328,17 @@ class AsyncBatchIterator:
 
     def __init__(
         self,
-        client: AsyncImagesClient,
+        sender: Sender,
         requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest],
         *,
         settings: BatchSettings,
         options: RequestOptions,
     ) -> None:
-        self._client = client
+        self._sender = sender
         self._requests = requests
         self._settings = settings
         self._options = options
-        self._state = "new"  # -> running -> finished (iteration over) -> closed
+        self._state = _State.NEW
         self._managed = False
         self._group: anyio.abc.TaskGroup | None = None
         self._work_scope: anyio.CancelScope | None = None
@@ -320,7 +357,7 @@ class AsyncBatchIterator:
     # -- the caller's side ---------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncBatchIterator:
-        if self._state != "new":
+        if self._state is not _State.NEW:
             raise RuntimeError("a batch can be entered once, before iterating it")
         self._managed = True
         await self._start()
@@ -338,14 +375,14 @@ class AsyncBatchIterator:
         return self
 
     async def __anext__(self) -> BatchResult:
-        if self._state == "new":
+        if self._state is _State.NEW:
             await self._start()
-        if self._state != "running":
+        if self._state is not _State.RUNNING:
             raise StopAsyncIteration
         try:
             result = await self._next_result()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
-            if self._state == "closed":  # closed by another task while this one waited
+            if self._closed():  # by another task while this one waited
                 raise StopAsyncIteration from None
             await self._end()
             if self._failure is not None:
@@ -366,9 +403,9 @@ class AsyncBatchIterator:
 
     async def aclose(self) -> None:
         """Stop the batch: cancel what is in flight and wait until it has let go."""
-        if self._state == "closed":
+        if self._state is _State.CLOSED:
             return
-        self._state = "closed"
+        self._state = _State.CLOSED
         group, self._group = self._group, None
         try:
             if group is not None:
@@ -379,6 +416,9 @@ class AsyncBatchIterator:
             for stream in (self._results_send, self._results):
                 if stream is not None:
                     stream.close()
+
+    def _closed(self) -> bool:
+        return self._state is _State.CLOSED
 
     def __del__(self) -> None:
         if getattr(self, "_group", None) is not None:
@@ -446,7 +486,7 @@ class AsyncBatchIterator:
         group = anyio.create_task_group()
         await group.__aenter__()
         self._group = group
-        self._state = "running"
+        self._state = _State.RUNNING
         group.start_soon(self._engine, self._results_send)
 
     async def _next_result(self) -> BatchResult:
@@ -461,7 +501,7 @@ class AsyncBatchIterator:
 
     async def _end(self) -> None:
         """The iteration is over: stop the work, and leave the task group if we entered it."""
-        self._state = "finished"
+        self._state = _State.FINISHED
         self._halted = True
         self._stop_clock()
         if self._work_scope is not None:
@@ -547,7 +587,7 @@ class AsyncBatchIterator:
             if getattr(request, "stream", None):
                 refusal = Violation(param="stream", message="a batch takes whole responses")
                 raise RequestValidationError([refusal])
-            response = await self._client._execute(request, self._options, observer=attempts)
+            response = await self._sender.send(request, self._options, observer=_Paced(attempts))
             paths = await self._save(directory, key, response) if directory is not None else ()
         except OpenAIImagesError as error:
             return BatchResult(index=index, request=request, error=error, retries=attempts.retries)
@@ -572,7 +612,7 @@ class AsyncBatchIterator:
 
     async def _save(self, directory: Path, key: str, response: ImagesResponse) -> tuple[Path, ...]:
         payloads = [
-            await image_bytes(image, downloader=self._client, position=position)
+            await image_bytes(image, downloader=self._sender, position=position)
             for position, image in enumerate(response.data)
         ]
         return await anyio.to_thread.run_sync(

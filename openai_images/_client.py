@@ -1,49 +1,28 @@
-"""``AsyncImagesClient``: the three endpoints, validation, retries and streams.
+"""``AsyncImagesClient``: the public face of the road a request takes.
 
-A call travels: keyword arguments -> a request class -> the rules table -> the body (JSON,
-or multipart streamed from the inputs) -> the transport, with retries -> a typed response
-or a stream of typed events.
+The client is a thin facade: each keyword method builds a request (``_requests``) and
+hands it to its ``Sender`` (``_send``), which owns the settings, the transport, the
+retries and the road itself. The keyword methods are generated from the request classes
+by ``tools/generate_client.py``; edit the classes, not the block it writes.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import os
-import warnings
-from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-import anyio
 import attrs
-import orjson
-from yarl import URL
+from typing_extensions import deprecated
 
-from . import _jsonsplit
-from ._batch import (
-    AsyncBatchIterator,
-    BatchReport,
-    BatchSettings,
-    KeyFunction,
-    ProgressCallback,
-    collect,
-)
-from ._config import ClientCertificate, Settings, Timeout, Verify, tls_setting
-from ._converter import request_fields, structure_response
-from ._errors import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    APIStatusError,
-    MissingAPIKeyError,
-    RequestValidationError,
-    Violation,
-    error_from_payload,
-)
-from ._inputs import ImageSource, resolve_image, resolve_images
-from ._multipart import build_multipart
+from ._batch import AsyncBatchIterator, BatchReport, BatchSettings, KeyFunction, ProgressCallback
+from ._batch import collect as _collect
+from ._batch_api import BatchAPI
+from ._config import ClientCertificate, Settings, Timeout, Verify, custom_headers, tls_setting
+from ._raw import AsyncRawResponses
 from ._requests import (
     Background,
+    Complexity,
     EditRequest,
     GenerateRequest,
     ImageInput,
@@ -55,61 +34,55 @@ from ._requests import (
     Quality,
     ResponseFormat,
     Style,
+    SvgOptions,
     VariationRequest,
 )
 from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
-from ._retry import RetryPolicy, retry_delay, should_retry
-from ._rules import ensure_valid
+from ._send import (
+    NO_OPTIONS,
+    Auth,
+    BaseURLRoute,
+    BearerAuth,
+    RequestOptions,
+    Route,
+    Sender,
+    configure_logging,
+)
 from ._streaming import AsyncImageStream
-from ._transport import Body, Exchange, ResponseTooLargeError, StreamingExchange, Transport
+from ._transport import Transport
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["AsyncImagesClient", "ExchangeObserver", "RequestOptions"]
-
-logger = logging.getLogger("openai_images")
+__all__ = ["AsyncImagesClient", "RequestOptions"]
 
 
-@attrs.frozen(kw_only=True)
-class RequestOptions:
-    """Per-call settings that override the client's for one request."""
-
-    timeout: float | Timeout | None = None
-    max_retries: int | None = None
-    extra_headers: Mapping[str, str] | None = None
-    extra_query: Mapping[str, str] | None = None
-    extra_body: Mapping[str, Any] | None = None
-
-
-class ExchangeObserver(Protocol):
-    """Hooks around every attempt of a request (the batch engine's shared rate limiter)."""
-
-    async def before_attempt(self) -> None:
-        """Wait, if needed, before an attempt goes out."""
-
-    def after_attempt(self, *, status: int | None, headers: Mapping[str, str] | None) -> None:
-        """Learn from an attempt's outcome (``status`` is ``None`` for a connection error)."""
-
-
-_NO_OPTIONS = RequestOptions()
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _options(
+    timeout: float | Timeout | None,
+    max_retries: int | None,
+    extra_headers: Mapping[str, str] | None,
+    extra_query: Mapping[str, str] | None,
+    extra_body: Mapping[str, Any] | None,
+) -> RequestOptions:
+    """A keyword method's per-call settings (the shared empty ones when none is given)."""
+    if timeout is None and max_retries is None and not (extra_headers or extra_query or extra_body):
+        return NO_OPTIONS
+    return RequestOptions(
+        timeout=timeout,
+        max_retries=max_retries,
+        extra_headers=extra_headers,
+        extra_query=extra_query,
+        extra_body=extra_body,
+    )
 
 
 class AsyncImagesClient:
     """An asynchronous client for the OpenAI Images API.
 
     Settings you leave unset come from the environment: ``OPENAI_API_KEY``,
-    ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``), ``OPENAI_ORG_ID`` and
-    ``OPENAI_PROJECT_ID``. Close the client when done (``async with`` does it for you).
+    ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``), ``OPENAI_ORG_ID``,
+    ``OPENAI_PROJECT_ID`` and ``OPENAI_CUSTOM_HEADERS``; ``OPENAI_LOG=info`` (or ``debug``)
+    logs each request. Close the client when done (``async with`` does it for you).
 
     Args:
         api_key: The secret key. A missing key is an error at the first request.
@@ -131,7 +104,7 @@ class AsyncImagesClient:
     Example:
         ```python
         async with AsyncImagesClient() as client:
-            result = await client.generate(prompt="a red fox", model="gpt-image-1")
+            result = await client.generate(prompt="a red fox", model="gpt-image-2")
             result.data[0].save("fox.png")
         ```
     """
@@ -153,64 +126,134 @@ class AsyncImagesClient:
         verify: Verify = True,
         client_cert: ClientCertificate | None = None,
     ) -> None:
-        self._settings = Settings.from_arguments(
+        configure_logging()
+        settings = Settings.from_arguments(
             api_key=api_key,
             base_url=base_url,
             organization=organization,
             project=project,
             timeout=timeout,
             max_retries=max_retries,
-            default_headers=default_headers,
+            default_headers={**custom_headers(), **(default_headers or {})},
         )
-        self._validate = validate
-        self._transport = Transport(
+        transport = Transport(
             max_connections=max_connections,
             max_response_bytes=max_response_bytes,
             trust_env=trust_env,
             ssl=tls_setting(verify=verify, client_cert=client_cert),
         )
-        self._policy = RetryPolicy(max_retries=max_retries)
-        self._headers: dict[str, str] | None = None
+        self._sender = Sender(
+            settings=settings,
+            transport=transport,
+            auth=self._auth_for(settings),
+            route=self._route_for(settings),
+            validate=validate,
+        )
+        self._owns_transport = True
+
+    def _auth_for(self, settings: Settings) -> Auth:
+        """How requests authenticate (a client for another service overrides this)."""
+        return BearerAuth(settings)
+
+    def _route_for(self, settings: Settings) -> Route:
+        """Where requests go (a client for another service overrides this)."""
+        return BaseURLRoute(settings.base_url)
 
     # -- settings ------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """The API root requests go to."""
-        return self._settings.base_url
+        return self._sender.settings.base_url
 
     @property
     def max_retries(self) -> int:
         """How many times a failed request is retried by default."""
-        return self._settings.max_retries
+        return self._sender.settings.max_retries
 
     @property
     def timeout(self) -> Timeout:
         """The default timeout of every call."""
-        return self._settings.timeout
+        return self._sender.settings.timeout
 
     def __repr__(self) -> str:
         return f"AsyncImagesClient(base_url={self.base_url!r})"
 
-    def _auth_headers(self) -> dict[str, str]:
-        if self._headers is None:
-            key = self._settings.api_key
-            if not key:
-                raise MissingAPIKeyError
-            url = URL(self.base_url)
-            if url.scheme == "http" and not _is_loopback(url.host):
-                warnings.warn(
-                    f"Sending the API key over plain http:// to {url.host}; use https://",
-                    stacklevel=4,
-                )
-            headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
-            if self._settings.organization:
-                headers["OpenAI-Organization"] = self._settings.organization
-            if self._settings.project:
-                headers["OpenAI-Project"] = self._settings.project
-            headers.update(self._settings.default_headers)
-            self._headers = headers
-        return self._headers
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        validate: bool | None = None,
+    ) -> AsyncImagesClient:
+        """A copy of the client with some settings changed, sharing its connections.
+
+        Unset arguments keep the client's value; ``default_headers`` are added to its own.
+        Closing the copy or the original closes both (they share one connection pool).
+
+        Example:
+            ```python
+            patient = client.with_options(timeout=600, max_retries=5)
+            result = await patient.generate(prompt="a fox", model="gpt-image-2")
+            ```
+        """
+        old = self._sender.settings
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
+        settings = attrs.evolve(
+            old,
+            api_key=old.api_key if api_key is None else api_key,
+            base_url=old.base_url if base_url is None else base_url.rstrip("/"),
+            organization=old.organization if organization is None else organization,
+            project=old.project if project is None else project,
+            timeout=Timeout.coerce(timeout, default=old.timeout),
+            max_retries=old.max_retries if max_retries is None else max_retries,
+            default_headers={**old.default_headers, **(default_headers or {})},
+        )
+        copy = object.__new__(type(self))
+        # Auth and route are remade only when what they are made from changed.
+        reauth = (api_key, organization, project, base_url) != (None, None, None, None)
+        copy._sender = self._sender.evolve(
+            settings=settings,
+            auth=self._auth_for(settings) if reauth else None,
+            route=self._route_for(settings) if base_url is not None else None,
+            validate=validate,
+        )
+        copy._owns_transport = False
+        return copy
+
+    @property
+    def with_raw_response(self) -> AsyncRawResponses:
+        """The same calls, returning the HTTP status, headers and body with the result.
+
+        Example:
+            ```python
+            raw = await client.with_raw_response.generate(prompt="a fox", model="gpt-image-2")
+            print(raw.status_code, raw.headers["x-request-id"], len(raw.content))
+            result = raw.parse()
+            ```
+        """
+        return AsyncRawResponses(self)
+
+    @property
+    def batch_api(self) -> BatchAPI:
+        """OpenAI's Batch API for these requests: half the price, a separate rate-limit
+        pool, results within 24 hours (see the "Batch API" docs page).
+
+        Example:
+            ```python
+            job = await client.batch_api.submit(requests, output_dir="out")
+            await job.wait(progress=print)
+            async for result in job.results():
+                print(result.index, result.paths or result.error)
+            ```
+        """
+        return BatchAPI(self._sender)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -226,15 +269,18 @@ class AsyncImagesClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every connection. The client cannot be used afterwards."""
-        await self._transport.aclose()
+        """Close every connection; calls still running fail with ``ClientClosedError``.
+        The client (and its ``with_options`` copies) cannot be used afterwards."""
+        await self._sender.aclose()
 
     def __del__(self) -> None:
-        transport = getattr(self, "_transport", None)
-        if transport is not None:
-            transport.warn_if_open(self)
+        sender = getattr(self, "_sender", None)
+        if sender is not None and self._owns_transport:
+            sender.transport.warn_if_open(self)
 
     # -- endpoints -----------------------------------------------------------------------
+
+    # --- generated by tools/generate_client.py from the request classes: do not edit ---
 
     @overload
     async def generate(
@@ -252,6 +298,11 @@ class AsyncImagesClient:
         response_format: ResponseFormat | None = None,
         style: Style | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[False] = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -277,6 +328,11 @@ class AsyncImagesClient:
         response_format: ResponseFormat | None = None,
         style: Style | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[True],
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -301,6 +357,11 @@ class AsyncImagesClient:
         response_format: ResponseFormat | None = None,
         style: Style | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: bool = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -314,10 +375,38 @@ class AsyncImagesClient:
         With ``stream=True`` (GPT image models) it returns an ``AsyncImageStream``
         of partial and completed events once the response has begun.
 
+        Args:
+            prompt: What to make, in words.
+            model: The model, e.g. ``"gpt-image-2"`` (name one: the API no longer picks).
+            n: How many images to make.
+            size: ``"1024x1024"``, ``"1536x1024"``, ``"auto"``... or ``WIDTHxHEIGHT`` where the
+                model takes custom sizes.
+            quality: ``"low"``, ``"medium"``, ``"high"``, ``"auto"`` (``"xhigh"``, ``"max"`` on
+                the 2.5 models; ``"standard"``, ``"hd"`` for dall-e-3).
+            background: ``"transparent"``, ``"opaque"`` or ``"auto"``.
+            moderation: ``"low"`` or ``"auto"``.
+            output_format: ``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"``.
+            output_compression: 0-100, for jpeg and webp output.
+            response_format: ``"url"`` or ``"b64_json"`` (legacy dall-e models).
+            style: ``"vivid"`` or ``"natural"`` (dall-e-3).
+            user: A stable end-user id (deprecated: use ``safety_identifier``).
+            safety_identifier: A stable, hashed end-user id for abuse monitoring.
+            complexity: Planning effort, ``"low"``, ``"medium"`` or ``"high"``.
+            frame_count: Frames of a gif result, 2-16.
+            frame_duration_ms: Milliseconds per gif frame.
+            svg: Who authors an svg result (``output_format="svg"`` only).
+            stream: Stream partial images as events (GPT image models).
+            partial_images: Partial images to stream before the final one, 0-3.
+            timeout: Seconds for this call, or a ``Timeout``; the client's if unset.
+            max_retries: Retries for this call; the client's if unset.
+            extra_headers: Headers added to this request.
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to the body (ones this version lacks).
+
         Example:
             ```python
             result = await client.generate(
-                prompt="a watercolor lighthouse", model="gpt-image-1", size="1024x1536"
+                prompt="a watercolor lighthouse", model="gpt-image-2", size="1024x1536"
             )
             result.data[0].save("lighthouse.png")
             ```
@@ -335,18 +424,17 @@ class AsyncImagesClient:
             response_format=response_format,
             style=style,
             user=user,
+            safety_identifier=safety_identifier,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
             partial_images=partial_images,
         )
-        options = RequestOptions(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-        )
+        options = _options(timeout, max_retries, extra_headers, extra_query, extra_body)
         if stream:
-            return await self.send_stream(request, options=options)
-        return await self.send(request, options=options)
+            return await self._sender.open_stream(request, options)
+        return await self._sender.send(request, options)
 
     @overload
     async def edit(
@@ -354,8 +442,9 @@ class AsyncImagesClient:
         *,
         prompt: str,
         image: ImageInput | list[ImageInput] | None = None,
-        images: list[ImageRef] | None = None,
+        images: Sequence[ImageRef] | None = None,
         mask: ImageInput | ImageRef | None = None,
+        markup: ImageInput | None = None,
         model: str | None = None,
         n: int | None = None,
         size: str | None = None,
@@ -367,6 +456,11 @@ class AsyncImagesClient:
         output_compression: int | None = None,
         response_format: ResponseFormat | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[False] = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -382,8 +476,9 @@ class AsyncImagesClient:
         *,
         prompt: str,
         image: ImageInput | list[ImageInput] | None = None,
-        images: list[ImageRef] | None = None,
+        images: Sequence[ImageRef] | None = None,
         mask: ImageInput | ImageRef | None = None,
+        markup: ImageInput | None = None,
         model: str | None = None,
         n: int | None = None,
         size: str | None = None,
@@ -395,6 +490,11 @@ class AsyncImagesClient:
         output_compression: int | None = None,
         response_format: ResponseFormat | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[True],
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -409,8 +509,9 @@ class AsyncImagesClient:
         *,
         prompt: str,
         image: ImageInput | list[ImageInput] | None = None,
-        images: list[ImageRef] | None = None,
+        images: Sequence[ImageRef] | None = None,
         mask: ImageInput | ImageRef | None = None,
+        markup: ImageInput | None = None,
         model: str | None = None,
         n: int | None = None,
         size: str | None = None,
@@ -422,6 +523,11 @@ class AsyncImagesClient:
         output_compression: int | None = None,
         response_format: ResponseFormat | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: bool = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -432,15 +538,46 @@ class AsyncImagesClient:
     ) -> ImagesResponse | AsyncImageStream[ImageEditStreamEvent]:
         """Edit or combine images (``POST /images/edits``).
 
-        ``image`` takes one input or a list of up to 16: a path, bytes, a binary file, or
-        ``(filename, content[, content_type])``. Files stream from disk as they upload.
-        For an edit by reference, pass ``images=[ImageRef(...)]`` (and an ``ImageRef``
-        mask) instead: that request goes as JSON.
+        Uploads go as multipart, streamed from disk; an edit by reference
+        (``images=[ImageRef(...)]``, with an ``ImageRef`` mask) goes as JSON.
+
+        Args:
+            prompt: What to change, in words.
+            image: One input or a list of up to 16: a path, bytes, a binary file, or
+                ``(filename, content[, content_type])``. Files stream from disk as they upload.
+            images: Inputs by reference (``ImageRef``), for an edit sent as JSON.
+            mask: Where to edit: an input (multipart) or an ``ImageRef`` (JSON edits).
+            markup: A PNG whose drawn pixels are overlaid on the first image (2.5 models).
+            model: The model, e.g. ``"gpt-image-2"`` (name one: the API no longer picks).
+            n: How many images to make.
+            size: ``"1024x1024"``, ``"1536x1024"``, ``"auto"``... or ``WIDTHxHEIGHT`` where the
+                model takes custom sizes.
+            quality: ``"low"``, ``"medium"``, ``"high"``, ``"auto"`` (``"xhigh"``, ``"max"`` on
+                the 2.5 models).
+            background: ``"transparent"``, ``"opaque"`` or ``"auto"``.
+            moderation: ``"low"`` or ``"auto"``.
+            input_fidelity: How closely to keep the inputs' features, ``"high"`` or ``"low"``.
+            output_format: ``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"``.
+            output_compression: 0-100, for jpeg and webp output.
+            response_format: ``"url"`` or ``"b64_json"`` (legacy dall-e models).
+            user: A stable end-user id (deprecated: use ``safety_identifier``).
+            safety_identifier: A stable, hashed end-user id for abuse monitoring.
+            complexity: Planning effort, ``"low"``, ``"medium"`` or ``"high"``.
+            frame_count: Frames of a gif result, 2-16.
+            frame_duration_ms: Milliseconds per gif frame.
+            svg: Who authors an svg result (``output_format="svg"`` only).
+            stream: Stream partial images as events (GPT image models).
+            partial_images: Partial images to stream before the final one, 0-3.
+            timeout: Seconds for this call, or a ``Timeout``; the client's if unset.
+            max_retries: Retries for this call; the client's if unset.
+            extra_headers: Headers added to this request.
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to the body (ones this version lacks).
 
         Example:
             ```python
             result = await client.edit(
-                image=["soap.png", "candle.png"], prompt="a gift basket", model="gpt-image-1"
+                image=["soap.png", "candle.png"], prompt="a gift basket", model="gpt-image-2"
             )
             ```
         """
@@ -449,6 +586,7 @@ class AsyncImagesClient:
             image=image,
             images=images,
             mask=mask,
+            markup=markup,
             model=model,
             n=n,
             size=size,
@@ -460,19 +598,19 @@ class AsyncImagesClient:
             output_compression=output_compression,
             response_format=response_format,
             user=user,
+            safety_identifier=safety_identifier,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
             partial_images=partial_images,
         )
-        options = RequestOptions(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-        )
+        options = _options(timeout, max_retries, extra_headers, extra_query, extra_body)
         if stream:
-            return await self.send_stream(request, options=options)
-        return await self.send(request, options=options)
+            return await self._sender.open_stream(request, options)
+        return await self._sender.send(request, options)
 
+    @deprecated("create_variation: /images/variations is retired at OpenAI; use edit()")
     async def create_variation(
         self,
         *,
@@ -490,6 +628,22 @@ class AsyncImagesClient:
     ) -> ImagesResponse:
         """Make variations of an image (``POST /images/variations``, dall-e-2).
 
+        The endpoint is retired at OpenAI; compatible servers may still serve it.
+
+        Args:
+            image: The square PNG to vary: a path, bytes, a binary file, or ``(filename,
+                content[, content_type])``.
+            model: ``"dall-e-2"``, the only model the endpoint served.
+            n: How many variations to make.
+            size: ``"256x256"``, ``"512x512"`` or ``"1024x1024"``.
+            response_format: ``"url"`` or ``"b64_json"``.
+            user: A stable end-user id.
+            timeout: Seconds for this call, or a ``Timeout``; the client's if unset.
+            max_retries: Retries for this call; the client's if unset.
+            extra_headers: Headers added to this request.
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to the body (ones this version lacks).
+
         Example:
             ```python
             result = await client.create_variation(image="cat.png", n=2)
@@ -498,14 +652,10 @@ class AsyncImagesClient:
         request = VariationRequest(
             image=image, model=model, n=n, size=size, response_format=response_format, user=user
         )
-        options = RequestOptions(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            extra_body=extra_body,
-        )
-        return await self._execute(request, options)
+        options = _options(timeout, max_retries, extra_headers, extra_query, extra_body)
+        return await self._sender.send(request, options)
+
+    # --- end of generated code ---
 
     async def send(
         self, request: ImageRequest, *, options: RequestOptions | None = None
@@ -514,13 +664,13 @@ class AsyncImagesClient:
 
         Example:
             ```python
-            request = GenerateRequest(prompt="a fox", model="gpt-image-1")
+            request = GenerateRequest(prompt="a fox", model="gpt-image-2")
             response = await client.send(request)
             ```
         """
         if getattr(request, "stream", None):
             raise ValueError("send() returns a whole response; use send_stream() for stream=True")
-        return await self._execute(request, options or _NO_OPTIONS)
+        return await self._sender.send(request, options or NO_OPTIONS)
 
     async def send_stream(
         self,
@@ -529,9 +679,7 @@ class AsyncImagesClient:
         options: RequestOptions | None = None,
     ) -> AsyncImageStream[Any]:
         """Send a request built beforehand with ``stream=True`` and return its event stream."""
-        return await self._execute_stream(
-            attrs.evolve(request, stream=True), options or _NO_OPTIONS
-        )
+        return await self._sender.open_stream(request, options or NO_OPTIONS)
 
     async def download(
         self, image: Image | str, *, timeout: float | Timeout | None = None
@@ -549,17 +697,7 @@ class AsyncImagesClient:
         url = image if isinstance(image, str) else image.url
         if not url:
             raise ValueError("this image has no url; use image.content() for b64_json results")
-        exchange = await self._exchange(
-            "GET",
-            url,
-            headers={},
-            body=None,
-            params=None,
-            timeout=Timeout.coerce(timeout, default=self._settings.timeout),
-            max_retries=self._settings.max_retries,
-            allow_redirects=True,
-        )
-        return exchange.body
+        return await self._sender.download(url, timeout=timeout)
 
     # -- batches -------------------------------------------------------------------------
 
@@ -602,7 +740,7 @@ class AsyncImagesClient:
 
         Example:
             ```python
-            requests = (GenerateRequest(prompt=p, model="gpt-image-1") for p in prompts)
+            requests = (GenerateRequest(prompt=p, model="gpt-image-2") for p in prompts)
             async with client.map(requests, output_dir="out") as results:
                 async for result in results:
                     print(result.index, result.paths if result.ok else result.error)
@@ -618,7 +756,9 @@ class AsyncImagesClient:
             on_progress=on_progress,
             fail_fast=fail_fast,
         )
-        return AsyncBatchIterator(self, requests, settings=settings, options=options or _NO_OPTIONS)
+        return AsyncBatchIterator(
+            self._sender, requests, settings=settings, options=options or NO_OPTIONS
+        )
 
     async def run_batch(
         self,
@@ -658,280 +798,4 @@ class AsyncImagesClient:
             fail_fast=fail_fast,
             options=options,
         )
-        return await collect(batch, keep_results=keep_results)
-
-    # -- the road of a request -----------------------------------------------------------
-
-    async def _execute(
-        self,
-        request: ImageRequest,
-        options: RequestOptions,
-        *,
-        observer: ExchangeObserver | None = None,
-    ) -> ImagesResponse:
-        url, headers, body, replayable = await self._prepare(request, options)
-        exchange = await self._exchange(
-            "POST",
-            url,
-            headers=headers,
-            params=options.extra_query,
-            body=body,
-            timeout=Timeout.coerce(options.timeout, default=self._settings.timeout),
-            max_retries=self._retries(options, replayable),
-            observer=observer,
-        )
-        return _parse_response(exchange)
-
-    async def _execute_stream(
-        self, request: GenerateRequest | EditRequest, options: RequestOptions
-    ) -> AsyncImageStream[Any]:
-        url, headers, body, replayable = await self._prepare(request, options)
-        exchange = await self._exchange(
-            "POST",
-            url,
-            headers={**headers, "Accept": "text/event-stream"},
-            params=options.extra_query,
-            body=body,
-            timeout=Timeout.coerce(options.timeout, default=self._settings.timeout),
-            max_retries=self._retries(options, replayable),
-            stream=True,
-        )
-        return AsyncImageStream(exchange)
-
-    def _retries(self, options: RequestOptions, replayable: bool) -> int:
-        if not replayable:
-            return 0
-        if options.max_retries is not None:
-            return options.max_retries
-        return self._settings.max_retries
-
-    async def _prepare(
-        self, request: ImageRequest, options: RequestOptions
-    ) -> tuple[str, dict[str, str], Body, bool]:
-        """Check the request, then make its URL, headers and body (no network I/O)."""
-        if self._validate:
-            ensure_valid(request)
-        headers = self._auth_headers()
-        if options.extra_headers:
-            headers = {**headers, **options.extra_headers}
-        url = f"{self._settings.base_url}/images/{request.endpoint}"
-        fields = request_fields(request)
-        if options.extra_body:
-            fields.update(options.extra_body)
-        if isinstance(request, GenerateRequest) or (
-            isinstance(request, EditRequest) and request.is_json
-        ):
-            try:
-                data = orjson.dumps(fields)
-            except TypeError as exc:
-                raise _unencodable(fields) from exc
-            return url, headers, Body(content_type="application/json", data=data), True
-
-        files = await self._resolve_files(request)
-        if self._validate:
-            images = [source.info for name, source in files if name != "mask"]
-            masks = [source.info for name, source in files if name == "mask"]
-            ensure_valid(request, images, masks[0] if masks else None)
-        try:
-            multipart = build_multipart(fields=fields, files=files)
-        except UnicodeEncodeError as exc:
-            raise _unencodable(fields) from exc
-        body = Body(
-            content_type=multipart.content_type,
-            stream=multipart.stream,
-            length=multipart.content_length,
-        )
-        return url, headers, body, multipart.replayable
-
-    async def _resolve_files(
-        self, request: EditRequest | VariationRequest
-    ) -> list[tuple[str, ImageSource]]:
-        if isinstance(request, VariationRequest):
-            return [("image", await resolve_image(request.image, param="image"))]
-        listed = isinstance(request.image, list)
-        sources = await resolve_images(request.image_inputs, param="image", listed=listed)
-        files = [("image[]" if listed else "image", source) for source in sources]
-        if request.mask is not None and not isinstance(request.mask, ImageRef):
-            files.append(("mask", await resolve_image(request.mask, param="mask")))
-        return files
-
-    @overload
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None,
-        body: Body | None,
-        timeout: Timeout,
-        max_retries: int,
-        stream: Literal[True],
-        observer: ExchangeObserver | None = None,
-        allow_redirects: bool = False,
-    ) -> StreamingExchange: ...
-
-    @overload
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None,
-        body: Body | None,
-        timeout: Timeout,
-        max_retries: int,
-        stream: Literal[False] = False,
-        observer: ExchangeObserver | None = None,
-        allow_redirects: bool = False,
-    ) -> Exchange: ...
-
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None,
-        body: Body | None,
-        timeout: Timeout,
-        max_retries: int,
-        stream: bool = False,
-        observer: ExchangeObserver | None = None,
-        allow_redirects: bool = False,
-    ) -> Exchange | StreamingExchange:
-        """One request with retries: the successful exchange, or the last error raised."""
-        transport = self._transport
-        attempt = 0
-        while True:
-            if observer is not None:
-                await observer.before_attempt()
-            status: int | None = None
-            response_headers: Mapping[str, str] | None = None
-            try:
-                if stream:
-                    opened = await transport.open_stream(
-                        method, url, headers=headers, params=params, body=body, timeout=timeout
-                    )
-                    if 200 <= opened.status < 300:
-                        if observer is not None:
-                            observer.after_attempt(status=opened.status, headers=opened.headers)
-                        return opened
-                    async with opened:
-                        failed = Exchange(
-                            status=opened.status,
-                            headers=opened.headers,
-                            body=await opened.read(limit=transport.max_response_bytes),
-                        )
-                else:
-                    failed = await transport.send(
-                        method,
-                        url,
-                        headers=headers,
-                        params=params,
-                        body=body,
-                        timeout=timeout,
-                        allow_redirects=allow_redirects,
-                    )
-                    if 200 <= failed.status < 300:
-                        if observer is not None:
-                            observer.after_attempt(status=failed.status, headers=failed.headers)
-                        return failed
-                status, response_headers = failed.status, failed.headers
-                refused = _status_error(failed)
-                error: APIError = refused
-                retry = should_retry(
-                    status=status,
-                    headers=response_headers,
-                    error_code=refused.code,
-                    error_type=refused.type,
-                )
-            except APIConnectionError as exc:
-                # An answer over our own size limit would only come back as large.
-                error, retry = exc, not isinstance(exc, ResponseTooLargeError)
-            if observer is not None:
-                observer.after_attempt(status=status, headers=response_headers)
-            if not retry or attempt >= max_retries:
-                raise error
-            delay = retry_delay(self._policy, attempt=attempt, headers=response_headers)
-            logger.info(
-                "Retrying %s %s in %.2fs (attempt %d of %d): %s",
-                method,
-                url.split("?", 1)[0],
-                delay,
-                attempt + 1,
-                max_retries,
-                error,
-            )
-            await anyio.sleep(delay)
-            attempt += 1
-
-
-def _unencodable(fields: Mapping[str, Any]) -> Exception:
-    """Why a body could not be encoded: text that is not Unicode, whether checked or not."""
-    violations = _unencodable_text(fields)
-    if violations:
-        return RequestValidationError(violations)
-    return TypeError("the request's fields cannot be encoded (see the cause)")
-
-
-def _unencodable_text(value: Any, param: str = "") -> list[Violation]:
-    """The fields holding lone surrogates: not Unicode, so neither JSON nor UTF-8 can carry
-    them (a path's undecodable bytes become such surrogates)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = value[exc.start : exc.end]
-            return [Violation(param=param, message=f"{param} holds {bad!r}, not valid Unicode")]
-        return []
-    if isinstance(value, Mapping):
-        return [
-            found
-            for key, item in value.items()
-            for found in _unencodable_text(item, f"{param}.{key}" if param else str(key))
-        ]
-    if isinstance(value, (list, tuple)):
-        return [
-            found
-            for index, item in enumerate(value)
-            for found in _unencodable_text(item, f"{param}[{index}]")
-        ]
-    return []
-
-
-def _status_error(exchange: Exchange) -> APIStatusError:
-    payload: Any
-    try:
-        payload = orjson.loads(exchange.body) if exchange.body else None
-    except orjson.JSONDecodeError:
-        payload = exchange.body.decode("utf-8", "replace")
-    return error_from_payload(
-        payload,
-        status_code=exchange.status,
-        request_id=exchange.headers.get("x-request-id"),
-        headers=exchange.headers,
-    )
-
-
-def _parse_response(exchange: Exchange) -> ImagesResponse:
-    request_id = exchange.headers.get("x-request-id")
-    try:
-        data = _jsonsplit.loads(exchange.body)
-    except orjson.JSONDecodeError as exc:
-        raise APIResponseValidationError(
-            f"The response body is not valid JSON: {exc}",
-            status_code=exchange.status,
-            body=exchange.body,
-            request_id=request_id,
-        ) from exc
-    try:
-        return structure_response(data, request_id=request_id, headers=exchange.headers)
-    except Exception as exc:
-        raise APIResponseValidationError(
-            f"The response does not match the Images API's shape: {exc}",
-            status_code=exchange.status,
-            body=exchange.body,
-            request_id=request_id,
-        ) from exc
+        return await _collect(batch, keep_results=keep_results)

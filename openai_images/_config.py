@@ -19,6 +19,7 @@ __all__ = [
     "Settings",
     "Timeout",
     "Verify",
+    "custom_headers",
     "tls_setting",
     "user_agent",
 ]
@@ -202,3 +203,19 @@ def tls_setting(
 def user_agent(http_library: str) -> str:
     """The ``User-Agent`` naming this library, Python and the HTTP library with versions."""
     return f"openai-images/{__version__} Python/{platform.python_version()} {http_library}"
+
+
+def custom_headers(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The headers in ``OPENAI_CUSTOM_HEADERS`` (``Name: value`` lines), as the official SDK
+    reads them; headers given to the client win over these.
+
+    Example:
+        >>> custom_headers({"OPENAI_CUSTOM_HEADERS": "X-Team: images\\nX-Env: test"})
+        {'X-Team': 'images', 'X-Env': 'test'}
+    """
+    found: dict[str, str] = {}
+    for line in environ.get("OPENAI_CUSTOM_HEADERS", "").splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip():
+            found[name.strip()] = value.strip()
+    return found

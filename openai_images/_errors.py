@@ -11,9 +11,11 @@ which may hold the request's headers).
     OpenAIImagesError
     ├── RequestValidationError (also a ValueError)   refused before any network I/O
     ├── MissingAPIKeyError                             no key in arguments or environment
+    ├── ClientClosedError (also a RuntimeError)       the client was closed before or during it
     └── APIError                                       something went wrong talking to the API
         ├── APIConnectionError                         no usable HTTP exchange
-        │   └── APITimeoutError                        a timeout expired
+        │   ├── APITimeoutError                        a timeout expired
+        │   └── ResponseTooLargeError                  over ``max_response_bytes`` (not retried)
         ├── APIResponseValidationError                 a body that does not parse
         │   └── InvalidImageDataError                  a result's b64_json is not base64
         └── APIStatusError                             a 4xx or 5xx answer (or a stream error event)
@@ -29,7 +31,9 @@ which may hold the request's headers).
             └── InternalServerError                    5xx
 
 Retries happen inside the client (see ``openai_images._retry``); what reaches the
-caller is the outcome of the last attempt.
+caller is the outcome of the last attempt. Every mapping of a status or an error body onto
+this tree lives here (``error_from_response``, ``error_from_payload``,
+``error_event_status``), whether the answer came whole or as a stream's error event.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import orjson
 
 __all__ = [
     "APIConnectionError",
@@ -47,6 +52,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
     "InsufficientQuotaError",
     "InternalServerError",
@@ -59,11 +65,14 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestValidationError",
+    "ResponseTooLargeError",
     "UnprocessableEntityError",
     "Violation",
     "error_event_status",
     "error_from_payload",
+    "error_from_response",
     "is_out_of_money",
+    "request_id_of",
     "status_error_class",
 ]
 
@@ -123,6 +132,18 @@ class MissingAPIKeyError(OpenAIImagesError):
         )
 
 
+class ClientClosedError(OpenAIImagesError, RuntimeError):
+    """The client was closed before or during this call.
+
+    Closing a client cancels its running calls promptly (one waiting on a retry, or in
+    flight) rather than waiting them out. Also a ``RuntimeError``, as using a closed client
+    has always been.
+    """
+
+    def __init__(self, message: str = "The client was closed during this call") -> None:
+        super().__init__(message)
+
+
 class APIError(OpenAIImagesError):
     """Something went wrong while talking to the API.
 
@@ -143,6 +164,10 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """A timeout expired (connecting, waiting for headers, or reading the body)."""
+
+
+class ResponseTooLargeError(APIConnectionError):
+    """A response over the client's ``max_response_bytes``; another try would fetch the same."""
 
 
 class APIResponseValidationError(APIError):
@@ -420,6 +445,37 @@ def error_from_payload(
         param=_str_or_none(error.get("param")),
         body=payload,
         headers=headers,
+    )
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The id support asks for: ``x-request-id``, else Azure's ``apim-request-id``.
+
+    Example:
+        >>> request_id_of({"apim-request-id": "a-1"})
+        'a-1'
+    """
+    return headers.get("x-request-id") or headers.get("apim-request-id")
+
+
+def error_from_response(*, status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+    """The ``APIStatusError`` for a whole error answer (status, headers and raw body).
+
+    A body that is not JSON (a proxy's HTML page) is kept as text.
+
+    Example:
+        >>> body = b'{"error": {"message": "no"}}'
+        >>> error = error_from_response(status=404, headers={}, body=body)
+        >>> type(error).__name__, error.message
+        ('NotFoundError', 'no')
+    """
+    payload: Any
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = body.decode("utf-8", "replace")
+    return error_from_payload(
+        payload, status_code=status, request_id=request_id_of(headers), headers=headers
     )
 
 

@@ -37,15 +37,25 @@ __all__ = [
 ]
 
 Endpoint: TypeAlias = Literal["generations", "edits", "variations"]
+"""The three Images endpoints, as their paths end."""
 Quality: TypeAlias = Literal["standard", "hd", "low", "medium", "high", "xhigh", "max", "auto"]
+"""How much effort goes into an image; which values a model takes is in the rules."""
 Background: TypeAlias = Literal["transparent", "opaque", "auto"]
+"""A transparent, opaque or automatic background."""
 Moderation: TypeAlias = Literal["low", "auto"]
+"""How strict the content moderation is."""
 OutputFormat: TypeAlias = Literal["png", "jpeg", "webp", "gif", "svg"]
+"""The file format of the results."""
 ResponseFormat: TypeAlias = Literal["url", "b64_json"]
+"""Results as signed URLs or as base64 (legacy dall-e models)."""
 Style: TypeAlias = Literal["vivid", "natural"]
+"""dall-e-3's look."""
 InputFidelity: TypeAlias = Literal["high", "low"]
+"""How closely an edit keeps the inputs' features."""
 Complexity: TypeAlias = Literal["low", "medium", "high"]
+"""Planning effort, independent of quality."""
 ReasoningEffort: TypeAlias = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+"""How hard the SVG author reasons."""
 
 FileContent: TypeAlias = bytes | IO[bytes] | str | os.PathLike[str]
 """What a tuple input may carry as its content: bytes, a binary file object, or a path."""
@@ -118,6 +128,29 @@ class SvgOptions:
 class GenerateRequest:
     """A request to ``POST /images/generations``.
 
+    Attributes:
+        prompt: What to make, in words.
+        model: The model, e.g. ``"gpt-image-2"`` (name one: the API no longer picks).
+        n: How many images to make.
+        size: ``"1024x1024"``, ``"1536x1024"``, ``"auto"``... or ``WIDTHxHEIGHT`` where the
+            model takes custom sizes.
+        quality: ``"low"``, ``"medium"``, ``"high"``, ``"auto"`` (``"xhigh"``, ``"max"`` on
+            the 2.5 models; ``"standard"``, ``"hd"`` for dall-e-3).
+        background: ``"transparent"``, ``"opaque"`` or ``"auto"``.
+        moderation: ``"low"`` or ``"auto"``.
+        output_format: ``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"``.
+        output_compression: 0-100, for jpeg and webp output.
+        response_format: ``"url"`` or ``"b64_json"`` (legacy dall-e models).
+        style: ``"vivid"`` or ``"natural"`` (dall-e-3).
+        user: A stable end-user id (deprecated: use ``safety_identifier``).
+        safety_identifier: A stable, hashed end-user id for abuse monitoring.
+        complexity: Planning effort, ``"low"``, ``"medium"`` or ``"high"``.
+        frame_count: Frames of a gif result, 2-16.
+        frame_duration_ms: Milliseconds per gif frame.
+        svg: Who authors an svg result (``output_format="svg"`` only).
+        stream: Stream partial images as events (GPT image models).
+        partial_images: Partial images to stream before the final one, 0-3.
+
     Example:
         >>> GenerateRequest(prompt="a lighthouse at dusk", model="gpt-image-1", size="1024x1024")
         GenerateRequest(prompt='a lighthouse at dusk', model='gpt-image-1', ...)
@@ -153,6 +186,34 @@ class EditRequest:
     Give ``image`` (one input, or a list of up to 16) for a multipart upload, or ``images``
     (a list of ``ImageRef``) for a JSON edit by reference. ``mask`` is an input for
     multipart edits and an ``ImageRef`` for JSON edits.
+
+    Attributes:
+        prompt: What to change, in words.
+        image: One input or a list of up to 16: a path, bytes, a binary file, or
+            ``(filename, content[, content_type])``. Files stream from disk as they upload.
+        images: Inputs by reference (``ImageRef``), for an edit sent as JSON.
+        mask: Where to edit: an input (multipart) or an ``ImageRef`` (JSON edits).
+        markup: A PNG whose drawn pixels are overlaid on the first image (2.5 models).
+        model: The model, e.g. ``"gpt-image-2"`` (name one: the API no longer picks).
+        n: How many images to make.
+        size: ``"1024x1024"``, ``"1536x1024"``, ``"auto"``... or ``WIDTHxHEIGHT`` where the
+            model takes custom sizes.
+        quality: ``"low"``, ``"medium"``, ``"high"``, ``"auto"`` (``"xhigh"``, ``"max"`` on
+            the 2.5 models).
+        background: ``"transparent"``, ``"opaque"`` or ``"auto"``.
+        moderation: ``"low"`` or ``"auto"``.
+        input_fidelity: How closely to keep the inputs' features, ``"high"`` or ``"low"``.
+        output_format: ``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"``.
+        output_compression: 0-100, for jpeg and webp output.
+        response_format: ``"url"`` or ``"b64_json"`` (legacy dall-e models).
+        user: A stable end-user id (deprecated: use ``safety_identifier``).
+        safety_identifier: A stable, hashed end-user id for abuse monitoring.
+        complexity: Planning effort, ``"low"``, ``"medium"`` or ``"high"``.
+        frame_count: Frames of a gif result, 2-16.
+        frame_duration_ms: Milliseconds per gif frame.
+        svg: Who authors an svg result (``output_format="svg"`` only).
+        stream: Stream partial images as events (GPT image models).
+        partial_images: Partial images to stream before the final one, 0-3.
 
     Example:
         >>> EditRequest(image=["a.png", "b.png"], prompt="put them in a basket").image_count
@@ -210,6 +271,15 @@ class EditRequest:
 @attrs.frozen(kw_only=True)
 class VariationRequest:
     """A request to ``POST /images/variations`` (dall-e-2 only).
+
+    Attributes:
+        image: The square PNG to vary: a path, bytes, a binary file, or
+            ``(filename, content[, content_type])``.
+        model: ``"dall-e-2"``, the only model the endpoint served.
+        n: How many variations to make.
+        size: ``"256x256"``, ``"512x512"`` or ``"1024x1024"``.
+        response_format: ``"url"`` or ``"b64_json"``.
+        user: A stable end-user id.
 
     Example:
         >>> VariationRequest(image="cat.png", n=2, size="512x512")

@@ -52,17 +52,15 @@ _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
-    """How often to retry and how long to wait.
+    """How long to wait between tries (how many tries is each call's ``max_retries``).
 
     Attributes:
-        max_retries: Retries after the first try (so ``2`` means up to three tries).
         initial_delay: The backoff before the first retry, in seconds; it doubles each time.
         max_delay: The cap of the backoff, in seconds.
         max_retry_after: The longest server hint (``retry-after``) obeyed, in seconds; a
             longer one is taken as a mistake and the backoff is used instead.
     """
 
-    max_retries: int = 2
     initial_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0

@@ -22,6 +22,7 @@ from ._errors import (
     APIResponseValidationError,
     error_event_status,
     error_from_payload,
+    request_id_of,
 )
 from ._responses import (
     EVENT_CLASSES,
@@ -29,7 +30,7 @@ from ._responses import (
     ImageGenCompletedEvent,
 )
 from ._sse import SSEDecoder
-from ._transport import StreamingExchange, request_id_of
+from ._transport import StreamingExchange
 
 __all__ = ["AsyncImageStream"]
 

@@ -30,30 +30,24 @@ import anyio
 import attrs
 
 from ._config import Timeout, user_agent
-from ._errors import APIConnectionError, APITimeoutError, OpenAIImagesError
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    OpenAIImagesError,
+    ResponseTooLargeError,
+    request_id_of,
+)
 
 __all__ = [
     "Body",
     "Exchange",
-    "ResponseTooLargeError",
     "StreamingExchange",
     "Transport",
     "UnderlyingError",
-    "request_id_of",
 ]
 
 # A body is sent as is (bytes) or produced chunk by chunk, with its length if known.
 StreamFactory = Callable[[], AsyncIterator[bytes]]
-
-
-def request_id_of(headers: Mapping[str, str]) -> str | None:
-    """A response's request id: ``x-request-id``, else Azure's ``apim-request-id``.
-
-    Example:
-        >>> request_id_of({"apim-request-id": "a1"})
-        'a1'
-    """
-    return headers.get("x-request-id") or headers.get("apim-request-id")
 
 
 @attrs.frozen(kw_only=True)
@@ -201,10 +195,6 @@ class _Attempt:
 
 
 _MAPPED = (aiohttp.ClientError, OSError, asyncio.TimeoutError, TimeoutError)
-
-
-class ResponseTooLargeError(APIConnectionError):
-    """A response over the client's ``max_response_bytes``; another try would fetch the same."""
 
 
 class StreamingExchange:

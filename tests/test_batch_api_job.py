@@ -22,7 +22,7 @@ from openai_images import (
     RequestValidationError,
 )
 from openai_images._batch import BatchResult
-from openai_images._batch_api import BatchAPI, BatchAPIJob, BatchLineError
+from openai_images._batch_api import BatchAPIJob, BatchLineError
 from openai_images._batch_api._remote import Remote
 from openai_images.testing import LineFailure, LocalImagesServer
 
@@ -108,7 +108,7 @@ async def test_a_mixed_job_runs_end_to_end(
     """Sharded by endpoint and size, each picture uploaded once, every image saved."""
     out = tmp_path / "out"
     seen: list[int] = []
-    job = await BatchAPI(client, max_lines=4).submit(
+    job = await client.batch_api.with_limits(max_lines=4).submit(
         mixed(14, pictures), output_dir=out, metadata={"run": "t"}
     )
     batches = await job.wait(progress=lambda p: seen.append(p.done), poll_interval=0.01)
@@ -138,7 +138,7 @@ async def test_inline_images_upload_nothing_but_the_lines(
     client: AsyncImagesClient, server: LocalImagesServer, pictures: list[Path], tmp_path: Path
 ) -> None:
     """With images='inline', edits carry data: URLs and only the JSONL is uploaded."""
-    job = await BatchAPI(client).submit(
+    job = await client.batch_api.submit(
         mixed(4, pictures), output_dir=tmp_path / "out", images="inline"
     )
     await job.wait(poll_interval=0.01)
@@ -153,7 +153,7 @@ async def test_refusals_come_before_any_upload(
     requests = mixed(6, pictures)
     requests.append(GenerateRequest(prompt="p", model="gpt-image-1", stream=True))
     with pytest.raises(RequestValidationError, match="line 6"):
-        await BatchAPI(client).submit(requests, output_dir=tmp_path / "out")
+        await client.batch_api.submit(requests, output_dir=tmp_path / "out")
     assert server.requests == []
 
 
@@ -186,10 +186,10 @@ async def test_resume_after_a_crash_while_submitting(
     monkeypatch.setattr(Remote, "create_batch", create)
     out = tmp_path / "out"
     with pytest.raises(Crash):
-        await BatchAPI(client, max_lines=4).submit(mixed(14, pictures), output_dir=out)
+        await client.batch_api.with_limits(max_lines=4).submit(mixed(14, pictures), output_dir=out)
     monkeypatch.setattr(Remote, "upload", real_upload)
     monkeypatch.setattr(Remote, "create_batch", real_create)
-    job = await BatchAPI(client, max_lines=4).resume(out / "batch_api.json")
+    job = await client.batch_api.with_limits(max_lines=4).resume(out / "batch_api.json")
     await job.wait(poll_interval=0.01)
     assert posts(server, "/v1/files") == 7
     assert posts(server, "/v1/batches") == 4
@@ -202,11 +202,13 @@ async def test_resume_mid_collect_hands_each_line_over_once(
 ) -> None:
     """Lines collected before a crash are not handed over again, nor downloaded again."""
     out = tmp_path / "out"
-    job = await BatchAPI(client, max_lines=4).submit(mixed(14, pictures), output_dir=out)
+    job = await client.batch_api.with_limits(max_lines=4).submit(
+        mixed(14, pictures), output_dir=out
+    )
     await job.wait(poll_interval=0.01)
     first = await collect(job, stop_after=6)
     downloads = sum(r.path.endswith("/content") for r in server.requests)
-    resumed = await BatchAPI(client, max_lines=4).resume(out / "batch_api.json")
+    resumed = await client.batch_api.with_limits(max_lines=4).resume(out / "batch_api.json")
     await resumed.wait(poll_interval=0.01)
     second = await collect(resumed)
     indexes = [r.index for r in first + second]
@@ -215,7 +217,7 @@ async def test_resume_mid_collect_hands_each_line_over_once(
     assert posts(server, "/v1/batches") == 4
     # Only the file read when the crash came is fetched again; finished files are not.
     assert sum(r.path.endswith("/content") for r in server.requests) - downloads <= 3
-    again = await BatchAPI(client).resume(out / "batch_api.json")
+    again = await client.batch_api.resume(out / "batch_api.json")
     assert await collect(again) == []
     assert again.report().completed == 14
 
@@ -224,9 +226,9 @@ async def test_a_second_submit_to_the_same_folder_is_refused(
     client: AsyncImagesClient, pictures: list[Path], tmp_path: Path
 ) -> None:
     """A folder holding a job's state is resumed, never overwritten."""
-    await BatchAPI(client).submit(mixed(2, pictures), output_dir=tmp_path / "out")
+    await client.batch_api.submit(mixed(2, pictures), output_dir=tmp_path / "out")
     with pytest.raises(FileExistsError, match="resume"):
-        await BatchAPI(client).submit(mixed(2, pictures), output_dir=tmp_path / "out")
+        await client.batch_api.submit(mixed(2, pictures), output_dir=tmp_path / "out")
 
 
 async def test_partial_failure_is_reported_line_by_line(
@@ -234,7 +236,7 @@ async def test_partial_failure_is_reported_line_by_line(
 ) -> None:
     """A failed line is a result with the live call's error class; the rest are saved."""
     server.batch_api.fail("2:000002", LineFailure(status=500, message="boom"))
-    job = await BatchAPI(client).submit(mixed(4, pictures), output_dir=tmp_path / "out")
+    job = await client.batch_api.submit(mixed(4, pictures), output_dir=tmp_path / "out")
     await job.wait(poll_interval=0.01)
     results = {r.index: r for r in await collect(job)}
     assert isinstance(results[2].error, InternalServerError)
@@ -258,7 +260,7 @@ async def test_cancel_reports_every_line_not_run(
 ) -> None:
     """A cancelled job's lines that never ran come back as batch_cancelled."""
     server.batch_api.paused = True
-    job = await BatchAPI(client).submit(mixed(4, pictures), output_dir=tmp_path / "out")
+    job = await client.batch_api.submit(mixed(4, pictures), output_dir=tmp_path / "out")
     await wait_until(job, "in_progress")
     cancelling = await job.cancel()
     assert {b.status for b in cancelling} == {"cancelling"}
@@ -277,7 +279,7 @@ async def test_expiry_reports_every_line_not_run(
 ) -> None:
     """An expired batch's unfinished lines come back as batch_expired."""
     server.batch_api.paused = True
-    job = await BatchAPI(client).submit(mixed(3, pictures), output_dir=tmp_path / "out")
+    job = await client.batch_api.submit(mixed(3, pictures), output_dir=tmp_path / "out")
     for batch_id in job.batch_ids:
         server.batch_api.expire(batch_id)
     await job.wait(poll_interval=0.01)
@@ -297,7 +299,7 @@ async def test_interrupted_wait_leaves_the_batches_running(
 ) -> None:
     """Stopping wait() says how to resume or cancel, and cancels nothing remotely."""
     server.batch_api.paused = True
-    job = await BatchAPI(client).submit(mixed(2, pictures), output_dir=tmp_path / "out")
+    job = await client.batch_api.submit(mixed(2, pictures), output_dir=tmp_path / "out")
     with anyio.move_on_after(0.1):
         await job.wait(poll_interval=0.01)
     note = capsys.readouterr().err
@@ -316,7 +318,7 @@ async def test_wait_backs_off_while_nothing_moves(
 ) -> None:
     """Polls grow apart by half each time nothing changed, up to max_interval."""
     server.batch_api.paused = True
-    job = await BatchAPI(client).submit(mixed(1, pictures), output_dir=tmp_path / "out")
+    job = await client.batch_api.submit(mixed(1, pictures), output_dir=tmp_path / "out")
     sleeps: list[float] = []
 
     real_sleep = anyio.sleep
@@ -347,7 +349,7 @@ async def test_state_file_records_uploads_and_batches(
 ) -> None:
     """The state names every upload and batch; the shards are the contract's lines."""
     out = tmp_path / "out"
-    job = await BatchAPI(client, max_lines=2).submit(mixed(4, pictures), output_dir=out)
+    job = await client.batch_api.with_limits(max_lines=2).submit(mixed(4, pictures), output_dir=out)
     state = orjson.loads((out / "batch_api.json").read_bytes())
     assert len(state["uploads"]) == 2  # the pictures of lines 1 and 3
     assert [s["batch_id"] for s in state["shards"]] == list(job.batch_ids)
@@ -368,7 +370,7 @@ async def test_url_results_are_downloaded_and_saved(
 ) -> None:
     """A line answered with a url (dall-e's default) has its image fetched and saved."""
     requests = [GenerateRequest(prompt="a fox", model="dall-e-2", size="256x256")]
-    job = await BatchAPI(client).submit(requests, output_dir=tmp_path / "out")
+    job = await client.batch_api.submit(requests, output_dir=tmp_path / "out")
     await job.wait(poll_interval=0.01)
     [result] = await collect(job)
     assert result.response is not None
@@ -392,10 +394,10 @@ async def test_a_moved_job_resumes_from_its_new_folder(
 
     monkeypatch.setattr(Remote, "create_batch", crash)
     with pytest.raises(Crash):
-        await BatchAPI(client).submit(mixed(4, pictures), output_dir=tmp_path / "first")
+        await client.batch_api.submit(mixed(4, pictures), output_dir=tmp_path / "first")
     monkeypatch.setattr(Remote, "create_batch", real_create)
     (tmp_path / "first").rename(tmp_path / "moved")
-    job = await BatchAPI(client).resume(tmp_path / "moved" / "batch_api.json")
+    job = await client.batch_api.resume(tmp_path / "moved" / "batch_api.json")
     await job.wait(poll_interval=0.01)
     results = await collect(job)
     assert all(r.ok for r in results)

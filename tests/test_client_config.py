@@ -102,7 +102,7 @@ async def test_a_missing_key_fails_at_the_first_request(
     with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY"):
         await client.generate(prompt="p")
     assert recorder.requests == []
-    assert not client._transport.is_open
+    assert not client._sender.transport.is_open
     await client.aclose()
 
 
@@ -149,13 +149,14 @@ def test_negative_max_retries_is_refused() -> None:
         AsyncImagesClient(api_key="sk-1", max_retries=-1)
 
 
-def test_plain_http_to_a_remote_host_warns_before_any_io() -> None:
+@pytest.mark.anyio
+async def test_plain_http_to_a_remote_host_warns_before_any_io() -> None:
     """Preparing the key for http:// to a non-loopback host warns; nothing goes out."""
     client = AsyncImagesClient(api_key="sk-1", base_url="http://example.invalid/v1")
     with pytest.warns(UserWarning, match="plain http"):
-        headers = client._auth_headers()
+        headers = await client._sender.auth.headers()
     assert headers["Authorization"] == "Bearer sk-1"
-    assert not client._transport.is_open
+    assert not client._sender.transport.is_open
 
 
 @pytest.mark.anyio
@@ -172,7 +173,7 @@ async def test_plain_http_warning_comes_before_the_request(tmp_path: Path) -> No
             pytest.raises(RequestValidationError),
         ):
             await client.edit(image=not_an_image, prompt="p", model="gpt-image-1")
-        assert not client._transport.is_open
+        assert not client._sender.transport.is_open
 
 
 @pytest.mark.parametrize(
@@ -184,10 +185,11 @@ async def test_plain_http_warning_comes_before_the_request(tmp_path: Path) -> No
         "https://example.invalid/v1",
     ],
 )
-def test_loopback_or_https_does_not_warn(base_url: str) -> None:
+@pytest.mark.anyio
+async def test_loopback_or_https_does_not_warn(base_url: str) -> None:
     """Local servers over http and any https host get no warning."""
     client = AsyncImagesClient(api_key="sk-1", base_url=base_url)
-    assert client._auth_headers()["Authorization"] == "Bearer sk-1"
+    assert (await client._sender.auth.headers())["Authorization"] == "Bearer sk-1"
 
 
 def test_the_settings_repr_hides_the_key() -> None:
@@ -195,4 +197,4 @@ def test_the_settings_repr_hides_the_key() -> None:
     key = "sk-proj-VERYSECRETKEY123"
     client = AsyncImagesClient(api_key=key, base_url="http://127.0.0.1:9/v1")
     assert key not in repr(client)
-    assert key not in repr(client._settings)
+    assert key not in repr(client._sender.settings)

@@ -48,7 +48,7 @@ async def test_a_used_client_never_closed_warns(recorder: Recorder) -> None:
     client = AsyncImagesClient(api_key="sk-test", base_url=recorder.base_url)
     await client.generate(prompt="p")
     # Kept to close the connections properly once the warning is seen.
-    transport = client._transport
+    transport = client._sender.transport
     dropped = [client]
     del client
     with pytest.warns(ResourceWarning, match="never closed"):

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -37,6 +37,7 @@ from openai_images._imagebytes import image_bytes
 from openai_images._inputs import resolve_image
 from openai_images._requests import EditRequest, GenerateRequest, ImageRef, ImageRequest
 from openai_images._responses import Usage
+from openai_images._send import Sender
 
 from ._lines import (
     MAX_FILE_BYTES,
@@ -52,9 +53,6 @@ from ._lines import (
 )
 from ._remote import Remote
 from ._state import STATE_NAME, JobState, Journal, ShardState
-
-if TYPE_CHECKING:
-    from openai_images._client import AsyncImagesClient
 
 __all__ = [
     "BatchAPI",
@@ -243,14 +241,14 @@ class BatchAPI:
     """The OpenAI Batch API for image requests: half the price, within 24 hours.
 
     Args:
-        client: The client whose settings and connection are used.
+        sender: The road of the client whose settings and connection are used (a client's
+            ``batch_api`` property makes one for you).
         max_lines: Lines per input file (the API takes 50,000).
         max_bytes: Bytes per input file (the API takes 200 MB).
 
     Example:
         ```python
-        batch_api = BatchAPI(client)
-        job = await batch_api.submit(requests, output_dir="out")
+        job = await client.batch_api.submit(requests, output_dir="out")
         await job.wait(progress=print)
         async for result in job.results():
             print(result.index, result.paths or result.error)
@@ -259,7 +257,7 @@ class BatchAPI:
 
     def __init__(
         self,
-        client: AsyncImagesClient,
+        sender: Sender,
         *,
         max_lines: int = MAX_LINES,
         max_bytes: int = MAX_FILE_BYTES,
@@ -268,9 +266,27 @@ class BatchAPI:
             raise ValueError(f"max_lines must be from 1 to {MAX_LINES}, not {max_lines}")
         if not 1 <= max_bytes <= MAX_FILE_BYTES:
             raise ValueError(f"max_bytes must be from 1 to {MAX_FILE_BYTES}, not {max_bytes}")
-        self._remote = Remote(client)
+        self._remote = Remote(sender)
         self._max_lines = max_lines
         self._max_bytes = max_bytes
+
+    def with_limits(
+        self, *, max_lines: int | None = None, max_bytes: int | None = None
+    ) -> BatchAPI:
+        """The same Batch API with lower per-file limits, to shard sooner (tests, or files
+        of a size you prefer).
+
+        Example:
+            ```python
+            smaller = client.batch_api.with_limits(max_lines=1_000)
+            job = await smaller.submit(requests, output_dir="out")
+            ```
+        """
+        return BatchAPI(
+            self._remote.sender,
+            max_lines=self._max_lines if max_lines is None else max_lines,
+            max_bytes=self._max_bytes if max_bytes is None else max_bytes,
+        )
 
     async def submit(
         self,

@@ -1,8 +1,7 @@
 """The one place a Batch API job talks HTTP: files and batches, nothing else.
 
-``Remote`` offers exactly the calls the job needs. It runs on the client's own road
-(``AsyncImagesClient._exchange``: its settings, transport, retries and error mapping);
-the coordinator is to move it onto ``Sender.call`` / ``Sender.open``, and no other module
+``Remote`` offers exactly the calls the job needs, on the client's own road (its
+``Sender``: settings, auth, route, transport, retries and error mapping); no other module
 of the job knows a URL, a header or a status code.
 """
 
@@ -11,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
@@ -19,10 +18,8 @@ import orjson
 
 from openai_images._config import Timeout
 from openai_images._errors import APIResponseValidationError
+from openai_images._send import RequestOptions, Sender
 from openai_images._transport import Body
-
-if TYPE_CHECKING:
-    from openai_images._client import AsyncImagesClient
 
 __all__ = ["Remote"]
 
@@ -37,33 +34,17 @@ class Remote:
         client: The client whose settings, transport and retries are used.
     """
 
-    def __init__(self, client: AsyncImagesClient) -> None:
-        self._client = client
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
 
-    def _url(self, path: str) -> str:
-        return f"{self._client.base_url}/{path}"
-
-    def _transfer_timeout(self) -> Timeout:
+    def _transfer(self) -> RequestOptions:
         """The client's timeout without its total: a file of 200 MB (or an output file of
         many GB) takes as long as it takes, while a stalled connection still fails."""
-        return attrs.evolve(self._client.timeout, total=None)
+        timeout: Timeout = attrs.evolve(self.sender.settings.timeout, total=None)
+        return RequestOptions(timeout=timeout)
 
-    async def _json(
-        self, method: str, path: str, *, data: Any = None, params: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        client = self._client
-        body = None
-        if data is not None:
-            body = Body(content_type="application/json", data=orjson.dumps(data))
-        exchange = await client._exchange(
-            method,
-            self._url(path),
-            headers=client._auth_headers(),
-            params=params,
-            body=body,
-            timeout=client.timeout,
-            max_retries=client.max_retries,
-        )
+    async def _json(self, method: str, path: str, *, data: Any = None) -> dict[str, Any]:
+        exchange = await self.sender.call(method, path, json=data)
         return _object(exchange.body, exchange.status)
 
     async def upload(self, path: Path, *, purpose: str, filename: str | None = None) -> str:
@@ -89,19 +70,15 @@ class Remote:
                     yield chunk
             yield tail
 
-        client = self._client
-        exchange = await client._exchange(
+        exchange = await self.sender.call(
             "POST",
-            self._url("files"),
-            headers=client._auth_headers(),
-            params=None,
+            "files",
             body=Body(
                 content_type=f"multipart/form-data; boundary={boundary}",
                 stream=chunks,
                 length=len(head) + size + len(tail),
             ),
-            timeout=self._transfer_timeout(),
-            max_retries=client.max_retries,
+            options=self._transfer(),
         )
         data = _object(exchange.body, exchange.status)
         file_id = data.get("id")
@@ -134,20 +111,16 @@ class Remote:
 
     async def download(self, url: str) -> bytes:
         """A ``url`` result's bytes (dall-e models answer with URLs unless told otherwise)."""
-        return await self._client.download(url)
+        return await self.sender.download(url)
 
     async def lines(self, file_id: str) -> AsyncIterator[bytes]:
         """A file's content, line by line as it arrives (never held whole)."""
-        client = self._client
-        exchange = await client._exchange(
+        exchange = await self.sender.open(
             "GET",
-            self._url(f"files/{file_id}/content"),
-            headers={**client._auth_headers(), "Accept": "application/octet-stream"},
-            params=None,
-            body=None,
-            timeout=self._transfer_timeout(),
-            max_retries=client.max_retries,
-            stream=True,
+            f"files/{file_id}/content",
+            options=attrs.evolve(
+                self._transfer(), extra_headers={"Accept": "application/octet-stream"}
+            ),
         )
         async with exchange:
             pending = bytearray()

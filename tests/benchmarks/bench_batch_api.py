@@ -27,7 +27,6 @@ from pathlib import Path
 import anyio
 
 from openai_images import AsyncImagesClient, EditRequest, GenerateRequest, ImageRequest
-from openai_images._batch_api import BatchAPI
 from openai_images.testing import LocalImagesServer
 from tests.images import make_png
 
@@ -71,7 +70,7 @@ async def _job(base_url: str, count: int, edit_every: int, max_lines: int) -> No
             pictures.append(path)
         started = time.perf_counter()
         async with AsyncImagesClient(api_key="k", base_url=base_url) as client:
-            api = BatchAPI(client, max_lines=max_lines)
+            api = client.batch_api.with_limits(max_lines=max_lines)
             job = await api.submit(_requests(count, pictures, edit_every), output_dir=work / "out")
             await job.wait(poll_interval=0.2, max_interval=1.0)
             collected = 0

@@ -43,8 +43,8 @@ from openai_images import (
     OpenAIImagesError,
     Timeout,
 )
+from openai_images._errors import ResponseTooLargeError
 from openai_images._retry import RetryPolicy, parse_retry_after, retry_delay
-from openai_images._transport import ResponseTooLargeError
 from openai_images.testing import Fault, LocalImagesServer
 from tests.recorder import Recorded, Recorder, Reply
 
@@ -433,7 +433,7 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         chosen.append(real(policy, attempt=attempt, headers=headers, **kwargs))
         return 0.0
 
-    monkeypatch.setattr("openai_images._client.retry_delay", record)
+    monkeypatch.setattr("openai_images._send.retry_delay", record)
     return chosen
 
 

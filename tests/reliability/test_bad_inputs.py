@@ -285,7 +285,7 @@ async def test_a_file_deleted_after_its_check_fails_at_upload_without_retries(
         path.unlink()
         return body
 
-    monkeypatch.setattr("openai_images._client.build_multipart", build_then_delete)
+    monkeypatch.setattr("openai_images._send.build_multipart", build_then_delete)
     async with AsyncImagesClient(api_key=KEY, base_url=recorder.base_url, max_retries=3) as c:
         with pytest.raises(RequestValidationError, match=r"gone\.png.*No such file") as refused:
             await c.edit(image=[PNG, path], prompt="p", model="gpt-image-1")

@@ -18,7 +18,7 @@ from openai_images import (
     OpenAIImagesError,
     Timeout,
 )
-from openai_images._transport import ResponseTooLargeError
+from openai_images._errors import ResponseTooLargeError
 
 from .conftest import CASES, KEY, call, client_options, open_venue
 from .hostile import STALL, RawServer, chunk, http_response, sse_event

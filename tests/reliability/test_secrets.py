@@ -141,7 +141,9 @@ def test_settings_and_requests_do_not_show_the_key() -> None:
     """The client's settings and the request objects have nothing of the key in reprs."""
     client = AsyncImagesClient(api_key=KEY, base_url="http://127.0.0.1:9/v1")
     request = GenerateRequest(prompt="a fox", model="gpt-image-1")
-    assert_secret([repr(client), repr(client._settings), str(client._settings), repr(request)])
+    assert_secret(
+        [repr(client), repr(client._sender.settings), str(client._sender.settings), repr(request)]
+    )
 
 
 # -- hostile servers and proxies ----------------------------------------------------------
@@ -429,7 +431,7 @@ async def test_the_local_server_is_loopback_only_and_has_no_control_route_by_def
         port = int(server.url.rsplit(":", 1)[1])
         assert _listening_addresses(port) == ["127.0.0.1"]
         async with AsyncImagesClient(api_key=KEY, base_url=server.base_url) as client:
-            transport = client._transport
+            transport = client._sender.transport
             for method in ("GET", "POST", "DELETE"):
                 answer = await transport.send(
                     method,
