@@ -11,12 +11,14 @@ PACKAGE = Path(openai_images.__file__).parent
 
 # Top floor first. A module imports only from its own floor or the ones below it.
 FLOORS = [
-    {"__init__", "__main__", "typing", "_client", "_sync", "_raw", "cli", "_demo", "testing"},
-    {"_batch", "_ratelimit"},
-    {"_send"},
+    {"__init__", "__main__", "typing", "_client", "_sync", "_runner", "_raw", "cli", "_demo"},
+    {"testing"},
+    {"_batch", "_ratelimit", "_batch_api", "_progress"},
+    {"_send", "_azure"},
     {"_streaming"},
     {"_transport"},
     {"_sse", "_multipart", "_sniff", "_jsonsplit", "_retry", "_rules", "_converter", "_inputs"},
+    {"_imagebytes"},
     {"_requests", "_responses", "_errors", "_config", "_version"},
 ]
 
@@ -30,26 +32,37 @@ def _floor(module: str) -> int:
 
 def _imports(path: Path) -> set[str]:
     """The package's top-level modules a file imports (relative or absolute)."""
+    top_level = len(path.relative_to(PACKAGE).parts)  # the dots that reach the package
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:
-                found.update(alias.name for alias in node.names)
-            elif node.level == 0 and (node.module or "").startswith("openai_images."):
-                found.add((node.module or "").split(".")[1])
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == top_level and node.module:
+            found.add(node.module.split(".")[0])
+        elif node.level == top_level:
+            found.update(alias.name for alias in node.names)
+        elif node.level == 0 and (node.module or "").startswith("openai_images."):
+            found.add((node.module or "").split(".")[1])
+    return found
+
+
+def _modules() -> dict[str, list[Path]]:
+    """Each top-level module or subpackage with the files it is made of."""
+    found: dict[str, list[Path]] = {path.stem: [path] for path in PACKAGE.glob("*.py")}
+    for init in PACKAGE.glob("*/__init__.py"):
+        found[init.parent.name] = sorted(init.parent.rglob("*.py"))
     return found
 
 
 def test_no_import_runs_up_the_floors() -> None:
-    """Each top-level module imports only from its own floor or lower ones."""
+    """Each top-level module or subpackage imports only from its own floor or lower ones."""
+    modules = _modules()
     upward = []
-    for path in sorted(PACKAGE.glob("*.py")):
-        module = path.stem
-        for imported in _imports(path):
-            if (PACKAGE / f"{imported}.py").exists() and _floor(imported) < _floor(module):
-                upward.append(f"{module} -> {imported}")
+    for module, paths in sorted(modules.items()):
+        for path in paths:
+            for imported in _imports(path):
+                if imported in modules and _floor(imported) < _floor(module):
+                    upward.append(f"{path.relative_to(PACKAGE)} -> {imported}")
     assert upward == []
 
 
