@@ -54,8 +54,6 @@ from ._responses import Image, ImagesResponse, write_atomically
 from ._sniff import image_extension
 
 if TYPE_CHECKING:
-    from anyio.from_thread import BlockingPortal
-
     from ._client import AsyncImagesClient, RequestOptions
 
 __all__ = [
@@ -650,6 +648,12 @@ class _Run(Protocol):
     def __call__(self, fn: Callable[[], Awaitable[T]], /) -> T: ...
 
 
+class _TaskStarter(Protocol):
+    """Starts a task on the loop, as ``BlockingPortal.start_task`` does (the sync runner)."""
+
+    def start_task(self, fn: Callable[..., Awaitable[Any]], /) -> tuple[Future[Any], Any]: ...
+
+
 class BatchIterator:
     """The results of ``map``, for synchronous code.
 
@@ -671,7 +675,7 @@ class BatchIterator:
         self,
         *,
         batch: Callable[[], AsyncBatchIterator],
-        portal: Callable[[], BlockingPortal],
+        portal: Callable[[], _TaskStarter],
         run: _Run,
     ) -> None:
         self._make_batch = batch

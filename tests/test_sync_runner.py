@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 import sniffio
 
-from openai_images._sync import _Runner
+from openai_images._runner import Runner as _Runner
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="-")
 
