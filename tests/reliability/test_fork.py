@@ -25,8 +25,8 @@ from anyio.from_thread import BlockingPortal
 
 from openai_images import ImagesClient
 from openai_images.testing import LocalImagesServer
+from tests.recorder import Recorder
 
-from ..recorder import Recorder
 from .conftest import KEY, wait_until_sync
 
 pytestmark = pytest.mark.skipif(
