@@ -96,7 +96,9 @@ class ImageStream(Generic[E]):
     def _forked(self) -> bool:
         if self._generation == fork_generation():
             return False
-        abandon(self._stream)  # the parent's connection: never read or closed here
+        if self._generation >= 0:
+            abandon(self._stream)  # the parent's connection: never read or closed here
+            self._generation = -1
         return True
 
     def __iter__(self) -> Iterator[E]:
