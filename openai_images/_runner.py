@@ -87,14 +87,21 @@ _async_library = _async_library_var()
 _library_thread = _async_library_thread()
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def _new_loop() -> tuple[asyncio.AbstractEventLoop, selectors.BaseSelector | None]:
+    """A loop, and the selector it waits with where we chose it."""
     # poll() keeps its interest list in this process; epoll and kqueue keep theirs in the
     # kernel, shared with (epoll) or lost to (kqueue) a forked child, where closing the
     # parent's loop would unregister the parent's own sockets. A sync client's loop watches
     # a few connections, where poll() costs no more than epoll.
     if hasattr(selectors, "PollSelector"):
-        return asyncio.SelectorEventLoop(selectors.PollSelector())
-    return asyncio.new_event_loop()
+        selector = selectors.PollSelector()
+        return asyncio.SelectorEventLoop(selector), selector
+    return asyncio.new_event_loop(), None
+
+
+def _writing(selector: selectors.BaseSelector) -> bool:
+    """Whether a socket the loop watches has bytes waiting to be sent."""
+    return any(key.events & selectors.EVENT_WRITE for key in selector.get_map().values())
 
 
 def _call_context() -> contextvars.Context:
@@ -136,7 +143,7 @@ class _Engine:
 
     def __init__(self) -> None:
         self.generation = _generation
-        self.loop = _new_loop()
+        self.loop, self._selector = _new_loop()
         self.driving = threading.Lock()
         self.guard = threading.Lock()
         self.wake = threading.Condition(self.guard)
@@ -170,6 +177,24 @@ class _Engine:
                 task.cancel()
                 loop.run_until_complete(asyncio.wait({task}))
             raise
+
+    def flush_later(self, *, closed: Callable[[], bool]) -> None:
+        """After a call this thread drove: if a connection still has bytes to send (the
+        close of a cancelled upload waits for them), keep the loop running in the helper
+        until they are sent, rather than until the next call."""
+        if self._selector is None or closed():
+            return
+        if _writing(self._selector):
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self.hand(self._flush, closed=closed, held=True)
+
+    async def _flush(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        await asyncio.sleep(0)  # the callbacks the call's last step scheduled
+        # Nothing signals a drained socket; a rare path, so look every few milliseconds.
+        while _writing(selector):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
     # -- the call is handed over -----------------------------------------------------------
 
@@ -373,6 +398,7 @@ class Runner:
                 return engine.drive(fn(*args, **kwargs))
             finally:
                 engine.driving.release()
+                engine.flush_later(closed=self._is_closed)
         future = engine.hand(lambda: fn(*args, **kwargs), closed=self._is_closed)
         try:
             return future.result()
