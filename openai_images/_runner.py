@@ -179,9 +179,9 @@ class _Engine:
             raise
 
     def flush_later(self, *, closed: Callable[[], bool]) -> None:
-        """After a call this thread drove: if a connection still has bytes to send (the
-        close of a cancelled upload waits for them), keep the loop running in the helper
-        until they are sent, rather than until the next call."""
+        """After driving the loop (``driving`` still held): if a connection still has bytes
+        to send (the close of a cancelled upload waits for them), keep the loop running in
+        the helper until they are sent, rather than until the next call."""
         if self._selector is None or closed():
             return
         if _writing(self._selector):
@@ -278,8 +278,13 @@ class _Engine:
                     return
             # A call that raised KeyboardInterrupt or SystemExit has handed that to its
             # caller already; the helper lives on for the others.
-            with self.driving, contextlib.suppress(BaseException):
-                self.loop.run_until_complete(self._serve())
+            with self.driving:
+                with contextlib.suppress(BaseException):
+                    self.loop.run_until_complete(self._serve())
+                self.flush_later(closed=self._stopping)
+
+    def _stopping(self) -> bool:
+        return self.stopping
 
     async def _serve(self) -> None:
         while True:
@@ -397,8 +402,8 @@ class Runner:
             try:
                 return engine.drive(fn(*args, **kwargs))
             finally:
-                engine.driving.release()
                 engine.flush_later(closed=self._is_closed)
+                engine.driving.release()
         future = engine.hand(lambda: fn(*args, **kwargs), closed=self._is_closed)
         try:
             return future.result()
