@@ -39,8 +39,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "attrs")
     session.run("ruff", "check", "openai_images", "tests", "tools", "noxfile.py")
     session.run("ruff", "format", "--check", "openai_images", "tests", "tools", "noxfile.py")
-    # The client's keyword methods are generated from the request classes.
+    # The client's keyword methods are generated from the request classes, and the sync
+    # client's methods from the async client's: stale is an error.
     session.run("python", "tools/generate_client.py", "--check")
+    session.run("python", "tools/unasync.py", "--check")
 
 
 @nox.session(python=PYTHON)

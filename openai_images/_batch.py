@@ -41,7 +41,7 @@ from collections.abc import (
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -64,8 +64,6 @@ from ._responses import ImagesResponse, write_atomically
 from ._sniff import image_extension
 
 if TYPE_CHECKING:
-    from anyio.from_thread import BlockingPortal
-
     from ._send import RequestOptions, Sender
 
 __all__ = [
@@ -669,8 +667,17 @@ async def collect(batch: AsyncBatchIterator, *, keep_results: bool) -> BatchRepo
 # -- synchronous code ----------------------------------------------------------------------
 
 
-class _Run(Protocol):
+class RunToCompletion(Protocol):
+    """Runs a coroutine function to completion for synchronous code (the sync runner's
+    ``run``): what the sync twins of async objects are given."""
+
     def __call__(self, fn: Callable[[], Awaitable[T]], /) -> T: ...
+
+
+class _TaskStarter(Protocol):
+    """Starts a task on the loop, as ``BlockingPortal.start_task`` does (the sync runner)."""
+
+    def start_task(self, fn: Callable[..., Awaitable[Any]], /) -> tuple[Future[Any], Any]: ...
 
 
 class BatchIterator:
@@ -694,8 +701,8 @@ class BatchIterator:
         self,
         *,
         batch: Callable[[], AsyncBatchIterator],
-        portal: Callable[[], BlockingPortal],
-        run: _Run,
+        portal: Callable[[], _TaskStarter],
+        run: RunToCompletion,
     ) -> None:
         self._make_batch = batch
         self._portal = portal

@@ -7,18 +7,21 @@ result. The body is the one already read for parsing, so nothing is fetched twic
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import attrs
 
 from ._send import capture_exchange, reset_capture
 
 if TYPE_CHECKING:
+    from ._batch import RunToCompletion
     from ._client import AsyncImagesClient
+    from ._requests import ImageRequest
     from ._responses import ImagesResponse
 
-__all__ = ["AsyncRawResponses", "RawResponse"]
+__all__ = ["AsyncRawResponses", "RawResponse", "RawResponses"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -81,5 +84,38 @@ class AsyncRawResponses:
     def __init__(self, client: AsyncImagesClient) -> None:
         self.generate: Callable[..., Awaitable[RawResponse[ImagesResponse]]] = _raw(client.generate)
         self.edit: Callable[..., Awaitable[RawResponse[ImagesResponse]]] = _raw(client.edit)
-        self.create_variation = _raw(client.create_variation)
-        self.send = _raw(client.send)
+        self.create_variation: Callable[..., Awaitable[RawResponse[ImagesResponse]]] = _raw(
+            client.create_variation
+        )
+        self.send: Callable[..., Awaitable[RawResponse[ImagesResponse]]] = _raw(client.send)
+
+
+class RawResponses:
+    """``ImagesClient.with_raw_response``: the whole-response calls, run to completion.
+
+    Example:
+        ```python
+        raw = client.with_raw_response.generate(prompt="a fox", model="gpt-image-2")
+        print(raw.status_code, raw.headers["x-request-id"], len(raw.content))
+        ```
+    """
+
+    def __init__(self, calls: AsyncRawResponses, run: RunToCompletion) -> None:
+        self._calls = calls
+        self._run = run
+
+    def generate(self, **kwargs: Any) -> RawResponse[ImagesResponse]:
+        """``ImagesClient.generate``, with the raw answer (streams are refused)."""
+        return self._run(functools.partial(self._calls.generate, **kwargs))
+
+    def edit(self, **kwargs: Any) -> RawResponse[ImagesResponse]:
+        """``ImagesClient.edit``, with the raw answer (streams are refused)."""
+        return self._run(functools.partial(self._calls.edit, **kwargs))
+
+    def create_variation(self, **kwargs: Any) -> RawResponse[ImagesResponse]:
+        """``ImagesClient.create_variation`` (retired at OpenAI), with the raw answer."""
+        return self._run(functools.partial(self._calls.create_variation, **kwargs))
+
+    def send(self, request: ImageRequest, **kwargs: Any) -> RawResponse[ImagesResponse]:
+        """``ImagesClient.send``, with the raw answer."""
+        return self._run(functools.partial(self._calls.send, request, **kwargs))

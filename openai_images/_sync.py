@@ -1,201 +1,85 @@
 """``ImagesClient``: the async client, usable from synchronous code.
 
-The async core runs on an event loop in a background thread (anyio's blocking portal),
-started on first use. Each call hands a task to that loop and waits for its result, so
-the client works from plain scripts, from many threads at once, and from code that is
-itself inside a running event loop (a notebook cell), where ``asyncio.run`` would fail.
-If the waiting thread is interrupted (Ctrl-C), the task on the loop is cancelled, which
-closes its connections and files.
+The methods are generated from ``AsyncImagesClient``'s by ``tools/unasync.py`` (the
+regions between the ``GENERATED`` markers): each hands its call to a ``Runner``, which
+runs it on the client's own event loop, driven by the calling thread when the loop is
+free and by a helper thread when another thread is using it (see ``_runner``). So the
+client works from plain scripts, from many threads at once, from code that is itself
+inside a running event loop (a notebook cell), and in a process forked from one that used
+it. If the waiting thread is interrupted (Ctrl-C), the call is cancelled, which closes
+its connections and files.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import concurrent.futures
-import contextlib
-import contextvars
 import functools
-import os
-import threading
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typing_extensions import deprecated
 
-from ._batch import BatchIterator, BatchReport, KeyFunction, ProgressCallback
-from ._client import AsyncImagesClient, RequestOptions
-from ._config import ClientCertificate, Timeout, Verify
-from ._requests import (
-    Background,
-    EditRequest,
-    GenerateRequest,
-    ImageInput,
-    ImageRef,
-    ImageRequest,
-    InputFidelity,
-    Moderation,
-    OutputFormat,
-    Quality,
-    ResponseFormat,
-    Style,
-)
-from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
+from ._batch import AsyncBatchIterator, BatchIterator
+from ._batch_api import SyncBatchAPI
+from ._client import AsyncImagesClient
+from ._raw import RawResponses
+from ._runner import Runner, abandon, fork_generation
 from ._streaming import AsyncImageStream
+
+# ---- BEGIN GENERATED IMPORTS (tools/unasync.py; do not edit by hand) ----
+if TYPE_CHECKING:
+    import os
+    from collections.abc import AsyncIterable, Awaitable, Iterable, Mapping, Sequence
+    from typing import Literal
+
+    from ._batch import BatchReport, KeyFunction, ProgressCallback
+    from ._batch_api import BatchAPI
+    from ._config import ClientCertificate, Timeout, Verify
+    from ._raw import AsyncRawResponses
+    from ._requests import (
+        Background,
+        Complexity,
+        EditRequest,
+        GenerateRequest,
+        ImageInput,
+        ImageRef,
+        ImageRequest,
+        InputFidelity,
+        Moderation,
+        OutputFormat,
+        Quality,
+        ResponseFormat,
+        Style,
+        SvgOptions,
+    )
+    from ._responses import Image, ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
+    from ._send import RequestOptions
+# ---- END GENERATED IMPORTS ----
 
 __all__ = ["ImageStream", "ImagesClient"]
 
-P = ParamSpec("P")
-T = TypeVar("T")
 E = TypeVar("E")
 
 
-def _async_library_var() -> contextvars.ContextVar[str | None] | None:
-    """sniffio's variable naming the running async library; anyio reads it when installed."""
-    try:
-        from sniffio import current_async_library_cvar
-    except ImportError:  # anyio then takes a running asyncio loop as its own
-        return None
-    return current_async_library_cvar
+class _AsyncClient:
+    """The async client a sync one drives: one per process, remade after ``fork()``."""
 
+    def __init__(self, make: Callable[[], AsyncImagesClient]) -> None:
+        self._make = make
+        self._client = make()
+        self._generation = fork_generation()
 
-_async_library = _async_library_var()
+    def get(self) -> AsyncImagesClient:
+        if self._generation != fork_generation():
+            # Made in the parent: its connections are the parent's. Never closed here.
+            abandon(self._client)
+            self._client, self._generation = self._make(), fork_generation()
+        return self._client
 
-
-class _Runner:
-    """Runs coroutines on the portal's loop and waits for them, cancelling on interrupt.
-
-    The portal owns the loop and its thread. A call is handed to the loop with one wake-up
-    and no reply: ``BlockingPortal.start_task_soon`` would also wait for the loop to confirm
-    the task started, a second round trip between threads that cost a third of a small
-    call's time.
-    """
-
-    def __init__(self, *, at_exit: Callable[[], Awaitable[None]] | None = None) -> None:
-        self.at_exit = at_exit
-        self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.closed = False
-
-    @property
-    def started(self) -> bool:
-        return self._portal is not None
-
-    def _get_portal(self) -> BlockingPortal:
-        with self._lock:
-            if self.closed:
-                raise RuntimeError("this client is closed; make a new one")
-            if self._portal is None:
-                self._portal_cm = start_blocking_portal(name="openai-images")
-                portal = self._portal_cm.__enter__()
-                self._loop = portal.call(asyncio.get_running_loop)
-                self._portal = portal
-                _started_runners.add(self)
-            return self._portal
-
-    def submit(
-        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> concurrent.futures.Future[T]:
-        """Start ``fn(*args, **kwargs)`` on the loop; cancelling the future cancels it."""
-        self._get_portal()
-        loop = self._loop
-        assert loop is not None
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        # As the portal does: the task sees a copy of the caller's context variables, told
-        # it runs on asyncio even if the calling thread belongs to another async library.
-        context = contextvars.copy_context()
-        if _async_library is not None:
-            context.run(_async_library.set, "asyncio")
-        call = functools.partial(fn, *args, **kwargs)
-        loop.call_soon_threadsafe(self._spawn, loop, call, future, context=context)
-        return future
-
-    def run(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        future = self.submit(fn, *args, **kwargs)
-        try:
-            return future.result()
-        except BaseException:
-            # Ctrl-C (or any error of the waiting thread) cancels the task on the loop too.
-            future.cancel()
-            raise
-
-    def _spawn(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        call: Callable[[], Awaitable[T]],
-        future: concurrent.futures.Future[T],
-    ) -> None:
-        task = loop.create_task(_settle(call, future))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-        def cancel_task(done: concurrent.futures.Future[T]) -> None:
-            if done.cancelled():
-                with contextlib.suppress(RuntimeError):  # the loop is already closed
-                    loop.call_soon_threadsafe(task.cancel)
-
-        future.add_done_callback(cancel_task)
-
-    async def _drain(self) -> None:
-        """Wait for the calls still running (other threads' calls during close)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
-
-    def stop(self, final: Callable[[], Awaitable[None]]) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-            _started_runners.discard(self)
-            portal, cm = self._portal, self._portal_cm
-            self._portal = self._portal_cm = None
-        if portal is not None and cm is not None:
-            try:
-                portal.call(final)
-                portal.call(self._drain)
-            finally:
-                cm.__exit__(None, None, None)
-
-
-_started_runners: weakref.WeakSet[_Runner] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_started_runners() -> None:
-    # A portal still open at interpreter exit would be closed while the interpreter is
-    # finalizing, when its daemon thread can no longer run: waiting on it would hang the
-    # exit. atexit still runs while threads do, so close what users left open here.
-    for runner in list(_started_runners):
-        runner.stop(runner.at_exit or _nothing)
-
-
-async def _nothing() -> None:
-    pass
-
-
-async def _settle(call: Callable[[], Awaitable[T]], future: concurrent.futures.Future[T]) -> None:
-    """Run ``call`` and hand its outcome to ``future`` (the future stays pending until then,
-    so that the waiting thread can still cancel it)."""
-    try:
-        value = await call()
-    except asyncio.CancelledError:
-        future.cancel()
-        future.set_running_or_notify_cancel()
-    except BaseException as exc:
-        if future.set_running_or_notify_cancel():
-            future.set_exception(exc)
-        if not isinstance(exc, Exception):
-            raise
-    else:
-        if future.set_running_or_notify_cancel():
-            future.set_result(value)
+    async def aclose(self) -> None:
+        await self.get().aclose()
 
 
 class ImageStream(Generic[E]):
@@ -210,16 +94,27 @@ class ImageStream(Generic[E]):
         ```
     """
 
-    def __init__(self, stream: AsyncImageStream[E], runner: _Runner) -> None:
+    def __init__(self, stream: AsyncImageStream[E], runner: Runner) -> None:
         self._stream = stream
         self._runner = runner
+        self._generation = runner.generation
         self.request_id = stream.request_id
         self.headers = stream.headers
+
+    def _forked(self) -> bool:
+        if self._generation == fork_generation():
+            return False
+        if self._generation >= 0:
+            abandon(self._stream)  # the parent's connection: never read or closed here
+            self._generation = -1
+        return True
 
     def __iter__(self) -> Iterator[E]:
         return self
 
     def __next__(self) -> E:
+        if self._forked():
+            raise RuntimeError("this stream was opened before fork(); open it again here")
         try:
             return self._runner.run(self._stream.__anext__)
         except StopAsyncIteration:
@@ -227,7 +122,8 @@ class ImageStream(Generic[E]):
 
     def close(self) -> None:
         """Close the connection; the stream yields nothing more."""
-        self._runner.run(self._stream.aclose)
+        if not self._forked():
+            self._runner.run(self._stream.aclose)
 
     def __enter__(self) -> ImageStream[E]:
         return self
@@ -245,7 +141,8 @@ class ImagesClient:
     """A synchronous client for the OpenAI Images API, with the async client's methods.
 
     It takes the same arguments as ``AsyncImagesClient`` and is safe to share
-    between threads. Close it when done (``with`` does it for you).
+    between threads, and to use on both sides of ``os.fork()`` (the child makes its
+    own connections). Close it when done (``with`` does it for you).
 
     Example:
         ```python
@@ -253,6 +150,8 @@ class ImagesClient:
             client.generate(prompt="a red fox", model="gpt-image-1").data[0].save("fox.png")
         ```
     """
+
+    # ---- BEGIN GENERATED METHODS (tools/unasync.py; do not edit by hand) ----
 
     def __init__(
         self,
@@ -271,62 +170,103 @@ class ImagesClient:
         verify: Verify = True,
         client_cert: ClientCertificate | None = None,
     ) -> None:
-        self._async = AsyncImagesClient(
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            project=project,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-            validate=validate,
-            max_connections=max_connections,
-            trust_env=trust_env,
-            max_response_bytes=max_response_bytes,
-            verify=verify,
-            client_cert=client_cert,
+        self._setup(
+            functools.partial(
+                AsyncImagesClient,
+                api_key=api_key,
+                base_url=base_url,
+                organization=organization,
+                project=project,
+                timeout=timeout,
+                max_retries=max_retries,
+                default_headers=default_headers,
+                validate=validate,
+                max_connections=max_connections,
+                trust_env=trust_env,
+                max_response_bytes=max_response_bytes,
+                verify=verify,
+                client_cert=client_cert,
+            )
         )
-        self._runner = _Runner(at_exit=self._async.aclose)
-        self._batches: weakref.WeakSet[BatchIterator] = weakref.WeakSet()
-
-    @property
-    def async_client(self) -> AsyncImagesClient:
-        """The async client this one drives (its loop runs in a background thread)."""
-        return self._async
 
     @property
     def base_url(self) -> str:
         """The API root requests go to."""
         return self._async.base_url
 
-    def __repr__(self) -> str:
-        return f"ImagesClient(base_url={self.base_url!r})"
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed request is retried by default."""
+        return self._async.max_retries
 
-    def __enter__(self) -> ImagesClient:
-        return self
+    @property
+    def timeout(self) -> Timeout:
+        """The default timeout of every call."""
+        return self._async.timeout
 
-    def __exit__(
+    def with_options(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        validate: bool | None = None,
+    ) -> ImagesClient:
+        """A copy of the client with some settings changed, sharing its connections.
 
-    def close(self) -> None:
-        """Close every connection and stop the background loop. Safe to call twice."""
-        for batch in list(self._batches):
-            batch.close()
-        self._runner.stop(self._async.aclose)
+        Unset arguments keep the client's value; ``default_headers`` are added to its own.
+        Closing the copy or the original closes both (they share one connection pool).
 
-    def __del__(self) -> None:
-        runner = getattr(self, "_runner", None)
-        if runner is not None and runner.started and not runner.closed:
-            warnings.warn(
-                f"{self!r} was never closed: use 'with' or call client.close()",
-                ResourceWarning,
-                stacklevel=2,
+        Example:
+            ```python
+            patient = client.with_options(timeout=600, max_retries=5)
+            result = patient.generate(prompt="a fox", model="gpt-image-2")
+            ```
+        """
+        return self._derive(
+            lambda client: client.with_options(
+                api_key=api_key,
+                base_url=base_url,
+                organization=organization,
+                project=project,
+                timeout=timeout,
+                max_retries=max_retries,
+                default_headers=default_headers,
+                validate=validate,
             )
+        )
+
+    @property
+    def with_raw_response(self) -> RawResponses:
+        """The same calls, returning the HTTP status, headers and body with the result.
+
+        Example:
+            ```python
+            raw = client.with_raw_response.generate(prompt="a fox", model="gpt-image-2")
+            print(raw.status_code, raw.headers["x-request-id"], len(raw.content))
+            result = raw.parse()
+            ```
+        """
+        return RawResponses(self._async.with_raw_response, self._runner.run)
+
+    @property
+    def batch_api(self) -> SyncBatchAPI:
+        """OpenAI's Batch API for these requests: half the price, a separate rate-limit
+        pool, results within 24 hours (see the "Batch API" docs page).
+
+        Example:
+            ```python
+            job = client.batch_api.submit(requests, output_dir="out")
+            job.wait(progress=print)
+            for result in job.results():
+                print(result.index, result.paths or result.error)
+            ```
+        """
+        return SyncBatchAPI(self._async.batch_api, self._runner.run)
 
     @overload
     def generate(
@@ -344,6 +284,11 @@ class ImagesClient:
         response_format: ResponseFormat | None = None,
         style: Style | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[False] = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -369,6 +314,11 @@ class ImagesClient:
         response_format: ResponseFormat | None = None,
         style: Style | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[True],
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -393,6 +343,11 @@ class ImagesClient:
         response_format: ResponseFormat | None = None,
         style: Style | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: bool = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -401,8 +356,53 @@ class ImagesClient:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> ImagesResponse | ImageStream[ImageGenStreamEvent]:
-        """Create images from a prompt; see ``AsyncImagesClient.generate``."""
-        request = GenerateRequest(
+        """Create images from a prompt (``POST /images/generations``).
+
+        With ``stream=True`` (GPT image models) it returns an ``ImageStream``
+        of partial and completed events once the response has begun.
+
+        Args:
+            prompt: What to make, in words.
+            model: The model, e.g. ``"gpt-image-2"`` (name one: the API no longer picks).
+            n: How many images to make.
+            size: ``"1024x1024"``, ``"1536x1024"``, ``"auto"``... or ``WIDTHxHEIGHT`` where the
+                model takes custom sizes.
+            quality: ``"low"``, ``"medium"``, ``"high"``, ``"auto"`` (``"xhigh"``, ``"max"`` on
+                the 2.5 models; ``"standard"``, ``"hd"`` for dall-e-3).
+            background: ``"transparent"``, ``"opaque"`` or ``"auto"``.
+            moderation: ``"low"`` or ``"auto"``.
+            output_format: ``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"``.
+            output_compression: 0-100, for jpeg and webp output.
+            response_format: ``"url"`` or ``"b64_json"`` (legacy dall-e models).
+            style: ``"vivid"`` or ``"natural"`` (dall-e-3).
+            user: A stable end-user id (deprecated: use ``safety_identifier``).
+            safety_identifier: A stable, hashed end-user id for abuse monitoring.
+            complexity: Planning effort, ``"low"``, ``"medium"`` or ``"high"``.
+            frame_count: Frames of a gif result, 2-16.
+            frame_duration_ms: Milliseconds per gif frame.
+            svg: Who authors an svg result (``output_format="svg"`` only).
+            stream: Stream partial images as events (GPT image models).
+            partial_images: Partial images to stream before the final one, 0-3.
+            timeout: Seconds for this call, or a ``Timeout``; the client's if unset.
+            max_retries: Retries for this call; the client's if unset.
+            extra_headers: Headers added to this request.
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to the body (ones this version lacks).
+
+        Example:
+            ```python
+            result = client.generate(
+                prompt="a watercolor lighthouse", model="gpt-image-2", size="1024x1536"
+            )
+            result.data[0].save("lighthouse.png")
+            ```
+        """
+        generate = cast(
+            "Callable[..., Awaitable[ImagesResponse | AsyncImageStream[ImageGenStreamEvent]]]",
+            self._async.generate,
+        )
+        result = self._runner.run(
+            generate,
             prompt=prompt,
             model=model,
             n=n,
@@ -415,18 +415,22 @@ class ImagesClient:
             response_format=response_format,
             style=style,
             user=user,
+            safety_identifier=safety_identifier,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
+            stream=stream,
             partial_images=partial_images,
-        )
-        options = RequestOptions(
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
             extra_query=extra_query,
             extra_body=extra_body,
         )
-        if stream:
-            return self.send_stream(request, options=options)
-        return self.send(request, options=options)
+        if isinstance(result, AsyncImageStream):
+            return ImageStream(result, self._runner)
+        return result
 
     @overload
     def edit(
@@ -434,8 +438,9 @@ class ImagesClient:
         *,
         prompt: str,
         image: ImageInput | list[ImageInput] | None = None,
-        images: list[ImageRef] | None = None,
+        images: Sequence[ImageRef] | None = None,
         mask: ImageInput | ImageRef | None = None,
+        markup: ImageInput | None = None,
         model: str | None = None,
         n: int | None = None,
         size: str | None = None,
@@ -447,6 +452,11 @@ class ImagesClient:
         output_compression: int | None = None,
         response_format: ResponseFormat | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[False] = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -462,8 +472,9 @@ class ImagesClient:
         *,
         prompt: str,
         image: ImageInput | list[ImageInput] | None = None,
-        images: list[ImageRef] | None = None,
+        images: Sequence[ImageRef] | None = None,
         mask: ImageInput | ImageRef | None = None,
+        markup: ImageInput | None = None,
         model: str | None = None,
         n: int | None = None,
         size: str | None = None,
@@ -475,6 +486,11 @@ class ImagesClient:
         output_compression: int | None = None,
         response_format: ResponseFormat | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: Literal[True],
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -489,8 +505,9 @@ class ImagesClient:
         *,
         prompt: str,
         image: ImageInput | list[ImageInput] | None = None,
-        images: list[ImageRef] | None = None,
+        images: Sequence[ImageRef] | None = None,
         mask: ImageInput | ImageRef | None = None,
+        markup: ImageInput | None = None,
         model: str | None = None,
         n: int | None = None,
         size: str | None = None,
@@ -502,6 +519,11 @@ class ImagesClient:
         output_compression: int | None = None,
         response_format: ResponseFormat | None = None,
         user: str | None = None,
+        safety_identifier: str | None = None,
+        complexity: Complexity | None = None,
+        frame_count: int | None = None,
+        frame_duration_ms: int | None = None,
+        svg: SvgOptions | None = None,
         stream: bool = False,
         partial_images: int | None = None,
         timeout: float | Timeout | None = None,
@@ -510,12 +532,62 @@ class ImagesClient:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> ImagesResponse | ImageStream[ImageEditStreamEvent]:
-        """Edit or combine images; see ``AsyncImagesClient.edit``."""
-        request = EditRequest(
+        """Edit or combine images (``POST /images/edits``).
+
+        Uploads go as multipart, streamed from disk; an edit by reference
+        (``images=[ImageRef(...)]``, with an ``ImageRef`` mask) goes as JSON.
+
+        Args:
+            prompt: What to change, in words.
+            image: One input or a list of up to 16: a path, bytes, a binary file, or
+                ``(filename, content[, content_type])``. Files stream from disk as they upload.
+            images: Inputs by reference (``ImageRef``), for an edit sent as JSON.
+            mask: Where to edit: an input (multipart) or an ``ImageRef`` (JSON edits).
+            markup: A PNG whose drawn pixels are overlaid on the first image (2.5 models).
+            model: The model, e.g. ``"gpt-image-2"`` (name one: the API no longer picks).
+            n: How many images to make.
+            size: ``"1024x1024"``, ``"1536x1024"``, ``"auto"``... or ``WIDTHxHEIGHT`` where the
+                model takes custom sizes.
+            quality: ``"low"``, ``"medium"``, ``"high"``, ``"auto"`` (``"xhigh"``, ``"max"`` on
+                the 2.5 models).
+            background: ``"transparent"``, ``"opaque"`` or ``"auto"``.
+            moderation: ``"low"`` or ``"auto"``.
+            input_fidelity: How closely to keep the inputs' features, ``"high"`` or ``"low"``.
+            output_format: ``"png"``, ``"jpeg"``, ``"webp"``, ``"gif"`` or ``"svg"``.
+            output_compression: 0-100, for jpeg and webp output.
+            response_format: ``"url"`` or ``"b64_json"`` (legacy dall-e models).
+            user: A stable end-user id (deprecated: use ``safety_identifier``).
+            safety_identifier: A stable, hashed end-user id for abuse monitoring.
+            complexity: Planning effort, ``"low"``, ``"medium"`` or ``"high"``.
+            frame_count: Frames of a gif result, 2-16.
+            frame_duration_ms: Milliseconds per gif frame.
+            svg: Who authors an svg result (``output_format="svg"`` only).
+            stream: Stream partial images as events (GPT image models).
+            partial_images: Partial images to stream before the final one, 0-3.
+            timeout: Seconds for this call, or a ``Timeout``; the client's if unset.
+            max_retries: Retries for this call; the client's if unset.
+            extra_headers: Headers added to this request.
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to the body (ones this version lacks).
+
+        Example:
+            ```python
+            result = client.edit(
+                image=["soap.png", "candle.png"], prompt="a gift basket", model="gpt-image-2"
+            )
+            ```
+        """
+        edit = cast(
+            "Callable[..., Awaitable[ImagesResponse | AsyncImageStream[ImageEditStreamEvent]]]",
+            self._async.edit,
+        )
+        result = self._runner.run(
+            edit,
             prompt=prompt,
             image=image,
             images=images,
             mask=mask,
+            markup=markup,
             model=model,
             n=n,
             size=size,
@@ -527,19 +599,24 @@ class ImagesClient:
             output_compression=output_compression,
             response_format=response_format,
             user=user,
+            safety_identifier=safety_identifier,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
+            stream=stream,
             partial_images=partial_images,
-        )
-        options = RequestOptions(
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
             extra_query=extra_query,
             extra_body=extra_body,
         )
-        if stream:
-            return self.send_stream(request, options=options)
-        return self.send(request, options=options)
+        if isinstance(result, AsyncImageStream):
+            return ImageStream(result, self._runner)
+        return result
 
+    @deprecated("create_variation: /images/variations is retired at OpenAI; use edit()")
     def create_variation(
         self,
         *,
@@ -555,7 +632,29 @@ class ImagesClient:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> ImagesResponse:
-        """Make variations of an image; see ``AsyncImagesClient.create_variation``."""
+        """Make variations of an image (``POST /images/variations``, dall-e-2).
+
+        The endpoint is retired at OpenAI; compatible servers may still serve it.
+
+        Args:
+            image: The square PNG to vary: a path, bytes, a binary file, or ``(filename,
+                content[, content_type])``.
+            model: ``"dall-e-2"``, the only model the endpoint served.
+            n: How many variations to make.
+            size: ``"256x256"``, ``"512x512"`` or ``"1024x1024"``.
+            response_format: ``"url"`` or ``"b64_json"``.
+            user: A stable end-user id.
+            timeout: Seconds for this call, or a ``Timeout``; the client's if unset.
+            max_retries: Retries for this call; the client's if unset.
+            extra_headers: Headers added to this request.
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to the body (ones this version lacks).
+
+        Example:
+            ```python
+            result = client.create_variation(image="cat.png", n=2)
+            ```
+        """
         return self._runner.run(
             self._async.create_variation,
             image=image,
@@ -572,10 +671,24 @@ class ImagesClient:
         )
 
     def send(
-        self, request: ImageRequest, *, options: RequestOptions | None = None
+        self,
+        request: ImageRequest,
+        *,
+        options: RequestOptions | None = None,
     ) -> ImagesResponse:
-        """Send a request built beforehand; see ``AsyncImagesClient.send``."""
-        return self._runner.run(self._async.send, request, options=options)
+        """Send a request built beforehand and return its response.
+
+        Example:
+            ```python
+            request = GenerateRequest(prompt="a fox", model="gpt-image-2")
+            response = client.send(request)
+            ```
+        """
+        return self._runner.run(
+            self._async.send,
+            request,
+            options=options,
+        )
 
     def send_stream(
         self,
@@ -583,17 +696,41 @@ class ImagesClient:
         *,
         options: RequestOptions | None = None,
     ) -> ImageStream[Any]:
-        """Send a streamed request built beforehand; see ``AsyncImagesClient.send_stream``."""
-        stream = self._runner.run(self._async.send_stream, request, options=options)
-        return ImageStream(stream, self._runner)
+        """Send a request built beforehand with ``stream=True`` and return its event stream."""
+        return ImageStream(
+            self._runner.run(
+                self._async.send_stream,
+                request,
+                options=options,
+            ),
+            self._runner,
+        )
 
-    def download(self, image: Image | str, *, timeout: float | Timeout | None = None) -> bytes:
-        """Fetch a ``url`` result's bytes; see ``AsyncImagesClient.download``."""
-        return self._runner.run(self._async.download, image, timeout=timeout)
+    def download(
+        self,
+        image: Image | str,
+        *,
+        timeout: float | Timeout | None = None,
+    ) -> bytes:
+        """Fetch a ``url`` result's bytes.
+
+        Our ``Authorization`` header is never sent: the URL is signed, and its host is not
+        the API's.
+
+        Example:
+            ```python
+            data = client.download(result.data[0])
+            ```
+        """
+        return self._runner.run(
+            self._async.download,
+            image,
+            timeout=timeout,
+        )
 
     def map(
         self,
-        requests: Iterable[ImageRequest],
+        requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest],
         *,
         concurrency: int = 16,
         ordered: bool = False,
@@ -605,39 +742,56 @@ class ImagesClient:
         fail_fast: bool = False,
         options: RequestOptions | None = None,
     ) -> BatchIterator:
-        """Send many requests at once and iterate the results; see ``AsyncImagesClient.map``.
+        """Send many requests, ``concurrency`` at a time, and yield each result as it ends.
 
-        The batch runs on the background loop (``requests`` is pulled, and ``on_progress``
-        called, from its thread). Close the iterator, or use ``with``: leaving early or
-        Ctrl-C cancels the rest of the batch.
+        ``requests`` is pulled lazily, only when there is room, so it may be a generator of
+        any length. Every attempt waits on one rate limiter shared by the batch: it caps
+        ``requests_per_minute``, paces by the server's rate-limit headers and slows the
+        whole batch on a 429. A failed item is a result with an ``error``; the rest go on.
+
+        Args:
+            requests: Generate, edit or variation requests, an iterable or async iterable.
+                A plain iterable is advanced on the event loop, so keep it quick (give
+                images as paths: the files are read later, in worker threads).
+            concurrency: Requests in flight at once.
+            ordered: Yield in input order (holding at most ``2 * concurrency`` results).
+            requests_per_minute: A cap on attempts per minute, retries included.
+            output_dir: Write each result's images here as they arrive, atomically:
+                ``{key}.{ext}``, or ``{key}-{i}.{ext}`` for several (``url`` results are
+                downloaded), then a marker ``.{key}.done`` listing them.
+            resume: Skip (yield as ``skipped``) the items whose marker and files exist.
+            key: ``key(request, index)`` names the files; the index as ``000042`` if unset.
+            on_progress: Called with a ``BatchProgress`` after each item.
+            fail_fast: End after the first failed result (the rest is cancelled).
+            options: Per-request settings (timeout, retries, extra headers...).
 
         Example:
             ```python
+            requests = (GenerateRequest(prompt=p, model="gpt-image-2") for p in prompts)
             with client.map(requests, output_dir="out") as results:
                 for result in results:
-                    print(result.index, result.ok)
+                    print(result.index, result.paths if result.ok else result.error)
             ```
         """
-        batch = functools.partial(
-            self._async.map,
-            requests,
-            concurrency=concurrency,
-            ordered=ordered,
-            requests_per_minute=requests_per_minute,
-            output_dir=output_dir,
-            resume=resume,
-            key=key,
-            on_progress=on_progress,
-            fail_fast=fail_fast,
-            options=options,
+        return self._batch_iterator(
+            functools.partial(
+                self._async.map,
+                requests,
+                concurrency=concurrency,
+                ordered=ordered,
+                requests_per_minute=requests_per_minute,
+                output_dir=output_dir,
+                resume=resume,
+                key=key,
+                on_progress=on_progress,
+                fail_fast=fail_fast,
+                options=options,
+            )
         )
-        iterator = BatchIterator(batch=batch, portal=self._runner._get_portal, run=self._runner.run)
-        self._batches.add(iterator)
-        return iterator
 
     def run_batch(
         self,
-        requests: Iterable[ImageRequest],
+        requests: Iterable[ImageRequest] | AsyncIterable[ImageRequest],
         *,
         concurrency: int = 16,
         ordered: bool = False,
@@ -650,7 +804,17 @@ class ImagesClient:
         options: RequestOptions | None = None,
         keep_results: bool = True,
     ) -> BatchReport:
-        """Run a whole batch; see ``AsyncImagesClient.run_batch``."""
+        """Run ``map`` to its end and return every result (in input order) and a summary.
+
+        With ``keep_results=False`` only the summary is kept, so memory stays flat.
+
+        Example:
+            ```python
+            report = client.run_batch(requests, output_dir="out")
+            report.summary.failed
+            # -> 0
+            ```
+        """
         return self._runner.run(
             self._async.run_batch,
             requests,
@@ -665,3 +829,63 @@ class ImagesClient:
             options=options,
             keep_results=keep_results,
         )
+
+    # ---- END GENERATED METHODS ----
+
+    def _setup(self, make: Callable[[], AsyncImagesClient]) -> None:
+        self._client = _AsyncClient(make)
+        self._runner = Runner(at_exit=self._client.aclose)
+        self._batches: weakref.WeakSet[BatchIterator] = weakref.WeakSet()
+
+    @property
+    def _async(self) -> AsyncImagesClient:
+        return self._client.get()
+
+    def _derive(self, make: Callable[[AsyncImagesClient], AsyncImagesClient]) -> ImagesClient:
+        """A client whose async twin is ``make(this one's)`` (``with_options``): it shares
+        this client's loop and pool, and after a fork is remade from this one's new twin."""
+        copy = object.__new__(ImagesClient)
+        copy._client = _AsyncClient(lambda: make(self._async))
+        copy._runner = self._runner
+        copy._batches = weakref.WeakSet()
+        return copy
+
+    @property
+    def async_client(self) -> AsyncImagesClient:
+        """The async client this one drives (a new one in a child process after a fork)."""
+        return self._client.get()
+
+    def __repr__(self) -> str:
+        return f"ImagesClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> ImagesClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection and stop the event loop. Safe to call twice."""
+        for batch in list(self._batches):
+            batch.close()
+        self._runner.stop(self._client.aclose)
+
+    def __del__(self) -> None:
+        runner = getattr(self, "_runner", None)
+        if runner is not None and runner.started and not runner.closed:
+            warnings.warn(
+                f"{self!r} was never closed: use 'with' or call client.close()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    def _batch_iterator(self, batch: Callable[[], AsyncBatchIterator]) -> BatchIterator:
+        """A sync iterator over the batch ``batch()`` makes (on the loop, when first used)."""
+        iterator = BatchIterator(batch=batch, portal=lambda: self._runner, run=self._runner.run)
+        self._batches.add(iterator)
+        return iterator

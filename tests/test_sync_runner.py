@@ -1,4 +1,4 @@
-"""The sync client's runner: calls handed to the background loop, results, errors, cancels."""
+"""The sync client's runner: who drives the loop, results, errors, cancels, hand-overs."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import threading
 from collections.abc import Iterator
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 import sniffio
 
-from openai_images._sync import _Runner
+from openai_images._runner import Runner as _Runner
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="-")
 
@@ -107,3 +109,74 @@ def test_stop_lets_other_threads_calls_finish(runner: _Runner) -> None:
     assert outcome == ["done"]
     with pytest.raises(RuntimeError, match="closed"):
         runner.run(double, 1)
+
+
+async def thread_id() -> int:
+    """The thread running the loop at the time of the call."""
+    await anyio.lowlevel.checkpoint()
+    return threading.get_ident()
+
+
+def test_a_free_loop_is_driven_by_the_calling_thread(runner: _Runner) -> None:
+    """No thread hop when nobody else uses the loop: the call runs in the caller's thread."""
+    assert runner.run(thread_id) == threading.get_ident()
+
+
+@pytest.mark.anyio
+async def test_a_caller_running_its_own_loop_hands_the_call_over() -> None:
+    """From inside a running event loop (a notebook cell) the helper thread runs the call."""
+    runner = _Runner()
+    try:
+        assert runner.run(thread_id) != threading.get_ident()
+    finally:
+        runner.stop(anyio.lowlevel.checkpoint)
+
+
+def test_a_busy_loop_takes_other_threads_calls_too(runner: _Runner) -> None:
+    """While one thread drives a long call, another thread's calls complete meanwhile."""
+    release = threading.Event()
+    started = threading.Event()
+
+    async def long_call() -> str:
+        started.set()
+        await anyio.to_thread.run_sync(release.wait)
+        return "long"
+
+    outcome: list[str] = []
+    driver = threading.Thread(target=lambda: outcome.append(runner.run(long_call)))
+    driver.start()
+    assert started.wait(5)
+    assert [runner.run(double, n) for n in range(3)] == [0, 2, 4]
+    release.set()
+    driver.join(5)
+    assert outcome == ["long"]
+
+
+def test_calling_from_the_loop_itself_is_refused(runner: _Runner) -> None:
+    """A sync call made from a call on the same loop (it would wait on itself) fails."""
+
+    async def reenter() -> int:
+        return runner.run(double, 1)
+
+    with pytest.raises(RuntimeError, match="its own event loop"):
+        runner.run(reenter)
+
+
+def test_a_started_task_runs_until_stop_cancels_it() -> None:
+    """``start_task`` returns the started value; the task runs on until the runner stops."""
+    runner = _Runner()
+    cancelled = threading.Event()
+
+    async def hold(*, task_status: anyio.abc.TaskStatus[str]) -> None:
+        task_status.started("ready")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    future, value = runner.start_task(hold)
+    assert value == "ready"
+    assert not future.done()
+    runner.stop(anyio.lowlevel.checkpoint)
+    assert cancelled.is_set()
+    assert future.cancelled()

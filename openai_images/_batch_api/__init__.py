@@ -16,6 +16,7 @@ from ._job import (
     RequestCounts,
 )
 from ._lines import BatchLineError
+from ._sync import SyncBatchAPI, SyncBatchAPIJob
 
 __all__ = [
     "DEFAULT_IMAGE_PURPOSE",
@@ -27,4 +28,6 @@ __all__ = [
     "BatchProblem",
     "RemoteBatch",
     "RequestCounts",
+    "SyncBatchAPI",
+    "SyncBatchAPIJob",
 ]

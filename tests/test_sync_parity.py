@@ -1,0 +1,95 @@
+"""``ImagesClient`` mirrors ``AsyncImagesClient``: the same members, signatures and docs.
+
+``tools/unasync.py`` writes the sync methods from the async ones; this test states the
+contract independently of it. A parameter, overload or method added to the async client
+without its sync twin fails here (run ``python tools/unasync.py`` to bring them level).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from typing_extensions import get_overloads
+
+from openai_images import AsyncImagesClient, ImagesClient
+
+RENAMES = {
+    "AsyncImagesClient": "ImagesClient",
+    "AsyncImageStream": "ImageStream",
+    "AsyncBatchIterator": "BatchIterator",
+    "AsyncRawResponses": "RawResponses",
+    "BatchAPI": "SyncBatchAPI",
+}
+ASYNC_ONLY = {"aclose"}
+"""Async members whose sync twin has another name (``close``) or none."""
+SYNC_ONLY = {"close", "async_client"}
+"""Sync members with no async twin of that name."""
+
+
+def translate(text: str) -> str:
+    """What an async docstring or annotation says in the sync client."""
+    text = re.sub(r"\bawait\s+", "", text)
+    text = re.sub(r"\basync\s+(with|for)\b", r"\1", text)
+    for old, new in RENAMES.items():
+        text = re.sub(rf"\b{old}\b", new, text)
+    return text
+
+
+def public(cls: type) -> set[str]:
+    """The public members a class defines itself, plus its constructor."""
+    return {name for name in vars(cls) if not name.startswith("_")} | {"__init__"}
+
+
+def annotation(value: Any) -> str:
+    """An annotation as text (they are strings: the modules use postponed evaluation)."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def assert_same_signature(async_fn: Callable[..., Any], sync_fn: Callable[..., Any]) -> None:
+    """Same parameters (names, kinds, defaults, annotations) and the mapped return type."""
+    expected, actual = inspect.signature(async_fn), inspect.signature(sync_fn)
+    assert list(actual.parameters) == list(expected.parameters)
+    for name, parameter in expected.parameters.items():
+        twin = actual.parameters[name]
+        assert twin.kind == parameter.kind, name
+        assert twin.default == parameter.default, name
+        assert annotation(twin.annotation) == translate(annotation(parameter.annotation)), name
+    assert annotation(actual.return_annotation) == translate(annotation(expected.return_annotation))
+
+
+def test_the_sync_client_has_every_public_member() -> None:
+    """Every public async member has its sync twin, and the sync client adds only its own."""
+    async_members = public(AsyncImagesClient) - ASYNC_ONLY
+    sync_members = public(ImagesClient) - SYNC_ONLY
+    assert sync_members == async_members
+
+
+@pytest.mark.parametrize("name", sorted(public(AsyncImagesClient) - ASYNC_ONLY))
+def test_signatures_and_docstrings_match(name: str) -> None:
+    """Each method pair agrees, overloads included; each docstring reads as translated."""
+    async_member, sync_member = vars(AsyncImagesClient)[name], vars(ImagesClient)[name]
+    if isinstance(async_member, property):
+        assert isinstance(sync_member, property)
+        assert sync_member.__doc__ == translate(async_member.__doc__ or "")
+        assert async_member.fget is not None
+        assert sync_member.fget is not None
+        assert_same_signature(async_member.fget, sync_member.fget)
+        return
+    assert inspect.iscoroutinefunction(sync_member) is False
+    assert_same_signature(async_member, sync_member)
+    assert inspect.getdoc(sync_member) == (translate(inspect.getdoc(async_member) or "") or None)
+    async_overloads, sync_overloads = get_overloads(async_member), get_overloads(sync_member)
+    assert len(sync_overloads) == len(async_overloads)
+    for async_overload, sync_overload in zip(async_overloads, sync_overloads, strict=True):
+        assert_same_signature(async_overload, sync_overload)
+
+
+def test_translation_of_an_example() -> None:
+    """The rules turn async examples into sync ones."""
+    text = "async with client.map(r) as results:\n    async for x in results: await f(x)"
+    assert translate(text) == "with client.map(r) as results:\n    for x in results: f(x)"
+    assert translate("an ``AsyncImageStream``") == "an ``ImageStream``"
