@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._inputs import ImageSource, resolve_image, resolve_images
 from ._multipart import build_multipart
+from ._ratelimit import DEFAULT_PATIENCE
 from ._requests import (
     Background,
     EditRequest,
@@ -86,10 +87,17 @@ class ExchangeObserver(Protocol):
     """Hooks around every attempt of a request (the batch engine's shared rate limiter)."""
 
     async def before_attempt(self) -> None:
-        """Wait, if needed, before an attempt goes out."""
+        """Wait, if needed, before an attempt goes out (or raise to give up)."""
 
-    def after_attempt(self, *, status: int | None, headers: Mapping[str, str] | None) -> None:
-        """Learn from an attempt's outcome (``status`` is ``None`` for a connection error)."""
+    def after_attempt(
+        self,
+        *,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        error: BaseException | None,
+    ) -> bool:
+        """Learn from an attempt's outcome (``status`` is ``None`` for a connection error);
+        ``True`` takes charge of the failure: it is retried without spending a retry."""
 
 
 _NO_OPTIONS = RequestOptions()
@@ -563,6 +571,9 @@ class AsyncImagesClient:
         concurrency: int = 16,
         ordered: bool = False,
         requests_per_minute: float | None = None,
+        images_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        rate_limit_patience: float = DEFAULT_PATIENCE,
         output_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         key: KeyFunction | None = None,
@@ -581,9 +592,15 @@ class AsyncImagesClient:
             requests: Generate, edit or variation requests, an iterable or async iterable.
                 A plain iterable is advanced on the event loop, so keep it quick (give
                 images as paths: the files are read later, in worker threads).
-            concurrency: Requests in flight at once.
+            concurrency: Requests in flight at once; more than the client's
+                ``max_connections`` warns and is held to it.
             ordered: Yield in input order (holding at most ``2 * concurrency`` results).
             requests_per_minute: A cap on attempts per minute, retries included.
+            images_per_minute: A cap on images asked for (``n``) per minute.
+            tokens_per_minute: A cap on tokens per minute (by the answers' ``usage``).
+            rate_limit_patience: Seconds the batch may get nothing but 429s before its
+                items give up and the batch stops. A 429 the batch's limiter absorbs does
+                not spend an item's retries.
             output_dir: Write each result's images here as they arrive, atomically:
                 ``{key}.{ext}``, or ``{key}-{i}.{ext}`` for several (``url`` results are
                 downloaded), then a marker ``.{key}.done`` listing them.
@@ -605,6 +622,9 @@ class AsyncImagesClient:
             concurrency=concurrency,
             ordered=ordered,
             requests_per_minute=requests_per_minute,
+            images_per_minute=images_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            rate_limit_patience=rate_limit_patience,
             output_dir=output_dir,
             resume=resume,
             key=key,
@@ -620,6 +640,9 @@ class AsyncImagesClient:
         concurrency: int = 16,
         ordered: bool = False,
         requests_per_minute: float | None = None,
+        images_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        rate_limit_patience: float = DEFAULT_PATIENCE,
         output_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         key: KeyFunction | None = None,
@@ -644,6 +667,9 @@ class AsyncImagesClient:
             concurrency=concurrency,
             ordered=ordered,
             requests_per_minute=requests_per_minute,
+            images_per_minute=images_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            rate_limit_patience=rate_limit_patience,
             output_dir=output_dir,
             resume=resume,
             key=key,
@@ -672,6 +698,7 @@ class AsyncImagesClient:
             timeout=Timeout.coerce(options.timeout, default=self._settings.timeout),
             max_retries=self._retries(options, replayable),
             observer=observer,
+            replayable=replayable,
         )
         return _parse_response(exchange)
 
@@ -761,6 +788,7 @@ class AsyncImagesClient:
         max_retries: int,
         stream: Literal[True],
         observer: ExchangeObserver | None = None,
+        replayable: bool = True,
         allow_redirects: bool = False,
     ) -> StreamingExchange: ...
 
@@ -777,6 +805,7 @@ class AsyncImagesClient:
         max_retries: int,
         stream: Literal[False] = False,
         observer: ExchangeObserver | None = None,
+        replayable: bool = True,
         allow_redirects: bool = False,
     ) -> Exchange: ...
 
@@ -792,6 +821,7 @@ class AsyncImagesClient:
         max_retries: int,
         stream: bool = False,
         observer: ExchangeObserver | None = None,
+        replayable: bool = True,
         allow_redirects: bool = False,
     ) -> Exchange | StreamingExchange:
         """One request with retries: the successful exchange, or the last error raised."""
@@ -809,7 +839,9 @@ class AsyncImagesClient:
                     )
                     if 200 <= opened.status < 300:
                         if observer is not None:
-                            observer.after_attempt(status=opened.status, headers=opened.headers)
+                            observer.after_attempt(
+                                status=opened.status, headers=opened.headers, error=None
+                            )
                         return opened
                     async with opened:
                         failed = Exchange(
@@ -829,7 +861,9 @@ class AsyncImagesClient:
                     )
                     if 200 <= failed.status < 300:
                         if observer is not None:
-                            observer.after_attempt(status=failed.status, headers=failed.headers)
+                            observer.after_attempt(
+                                status=failed.status, headers=failed.headers, error=None
+                            )
                         return failed
                 status, response_headers = failed.status, failed.headers
                 refused = _status_error(failed)
@@ -843,8 +877,12 @@ class AsyncImagesClient:
             except APIConnectionError as exc:
                 # An answer over our own size limit would only come back as large.
                 error, retry = exc, not isinstance(exc, ResponseTooLargeError)
-            if observer is not None:
-                observer.after_attempt(status=status, headers=response_headers)
+            if (
+                observer is not None
+                and observer.after_attempt(status=status, headers=response_headers, error=error)
+                and replayable
+            ):
+                continue  # the observer paces this retry; it spends none of max_retries
             if not retry or attempt >= max_retries:
                 raise error
             delay = retry_delay(self._policy, attempt=attempt, headers=response_headers)

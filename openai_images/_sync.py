@@ -30,6 +30,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ._batch import BatchIterator, BatchReport, KeyFunction, ProgressCallback
 from ._client import AsyncImagesClient, RequestOptions
 from ._config import Timeout
+from ._ratelimit import DEFAULT_PATIENCE
 from ._requests import (
     Background,
     EditRequest,
@@ -594,6 +595,9 @@ class ImagesClient:
         concurrency: int = 16,
         ordered: bool = False,
         requests_per_minute: float | None = None,
+        images_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        rate_limit_patience: float = DEFAULT_PATIENCE,
         output_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         key: KeyFunction | None = None,
@@ -620,6 +624,9 @@ class ImagesClient:
             concurrency=concurrency,
             ordered=ordered,
             requests_per_minute=requests_per_minute,
+            images_per_minute=images_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            rate_limit_patience=rate_limit_patience,
             output_dir=output_dir,
             resume=resume,
             key=key,
@@ -638,6 +645,9 @@ class ImagesClient:
         concurrency: int = 16,
         ordered: bool = False,
         requests_per_minute: float | None = None,
+        images_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        rate_limit_patience: float = DEFAULT_PATIENCE,
         output_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         key: KeyFunction | None = None,
@@ -653,6 +663,9 @@ class ImagesClient:
             concurrency=concurrency,
             ordered=ordered,
             requests_per_minute=requests_per_minute,
+            images_per_minute=images_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            rate_limit_patience=rate_limit_patience,
             output_dir=output_dir,
             resume=resume,
             key=key,
