@@ -352,7 +352,7 @@ class Pacer:
     def gives_up_at(self) -> float | None:
         """When items give up on rate limits: ``patience`` after the last answer that was
         not a 429, if only 429s came since; ``None`` while the batch makes progress."""
-        if self._progress_at is None or self._refused_at <= self._progress_at:
+        if self._progress_at is None or self._refused_at < self._progress_at:
             return None
         return self._progress_at + self._patience
 
