@@ -15,12 +15,14 @@ attempt waits for the strictest of these rules:
   the requests and images of attempts that started after the one it came with, the tokens
   of every attempt still out (the API charges tokens when the image is made).
 - **The accepted rate**: the API may enforce a per-minute limit over one-second slices, so
-  headers can show room the server does not grant. A 429 sets a rate of its own: 90% of
-  the rate the server accepted over the last second or two (attempts not refused count as
-  accepted: refusals come back within milliseconds, images can take a minute). While that
-  rate holds the batch back it grows by 2% a second, so the batch probes upward slowly
-  and a later 429 cuts it again (once per round: answers to attempts that began before
-  the last cut do not cut again).
+  headers can show room the server does not grant. A 429 that came while the headers
+  claimed room (or with none) sets a rate of its own: 90% of the rate the server accepted
+  in the busier of the last two seconds (attempts not refused count as accepted:
+  refusals come back within milliseconds, images can take a minute). While that rate
+  holds the batch back it grows by 2% a second, so the batch probes upward slowly and a
+  later 429 cuts it again (once per round: answers to attempts that began before the
+  last cut do not cut again). A 429 whose headers show the budget spent is left to the
+  copy of the budget.
 - **A pause**: after a 429, no attempt starts until the server's hint (``retry-after-ms``,
   ``retry-after``) or, without one, until the budget holds a request again.
 - **The first wave**: until the server has said anything about its limits (a 429, or an
@@ -79,6 +81,7 @@ _RAMP_DOUBLING = 0.2
 _CUT = 0.9
 _SPAN = 1.0
 _SPANS = 2
+_MIN_COVERED = 0.1
 # Growth of the rate per start while it holds the batch back (in starts a second): as
 # many starts a second as the rate, so the rate grows by 2% a second.
 _PROBE = 0.02
@@ -99,6 +102,8 @@ class _Budget:
     capacity: float
     refill: float
     level_at: float
+    # The least refill the readings so far allow, per second.
+    refill_bound: float = math.inf
 
     def at(self, now: float) -> float:
         elapsed = max(0.0, now - self.level_at)
@@ -331,7 +336,10 @@ class Pacer:
             if kind in RESOURCES:
                 self._refused_kind = kind
             self._pause(headers, now)
-            if seq >= self._round_start:
+            # A 429 whose headers show the budget spent is explained: the copy of the
+            # budget paces from here. One that came while they claimed room sets a rate.
+            left = _count(_header(headers, f"x-ratelimit-remaining-{self._refused_kind}"))
+            if seq >= self._round_start and (left is None or left >= 1):
                 self._round_start = self._started
                 self._cut_at = now
         elif status is not None:
@@ -386,8 +394,16 @@ class Pacer:
             back = int((cut_at - begun.at) // _SPAN)
             if 0 <= back < _SPANS and not begun.refused:
                 spans[back] += 1
-        accepted = max(spans) / _SPAN
-        self._rate = max(_CUT * accepted, 1.0 / _MAX_PAUSE)
+        # A young batch has run for less than a span: its rate is over the time it ran
+        # (an overestimate is soon cut again; an underestimate would take long to grow).
+        first = self._first_at if self._first_at is not None else cut_at
+        rates = []
+        for back, accepted in enumerate(spans):
+            begin = max(cut_at - (back + 1) * _SPAN, first)
+            covered = cut_at - back * _SPAN - begin
+            if covered > 0 or back == 0:
+                rates.append(accepted / max(covered, _MIN_COVERED))
+        self._rate = max(_CUT * max(rates, default=0.0), 1.0 / _MAX_PAUSE)
         self._rate_next = max(self._rate_next, self._paused_until)
 
     def _read_budget(
@@ -402,13 +418,16 @@ class Pacer:
         reset = parse_reset_duration(reset_text) if reset_text is not None else None
         held = self._budgets.get(resource)
         capacity = float(max(limit, 1))
+        if held is None or held.capacity != capacity:
+            held = self._budgets[resource] = _Budget(
+                level=0.0, capacity=capacity, refill=capacity / 60.0, level_at=now
+            )
         if reset and limit > remaining:
-            refill = (limit - remaining) / reset
-        elif held is not None and held.refill:
-            refill = held.refill
-        else:
-            # A full bucket says nothing of its refill; the API's limits are per minute.
-            refill = capacity / 60.0
+            # ``remaining`` is rounded down, so this is at least the refill, and the
+            # closer the fuller the bucket was: the least of the readings is kept.
+            held.refill = min(held.refill_bound, (limit - remaining) / reset)
+            held.refill_bound = held.refill
+        # (A full bucket says nothing of its refill: the API's limits are per minute.)
         # What the server has not counted yet: requests and images are counted when an
         # attempt is admitted, tokens when its image is made.
         if resource == "requests":
@@ -417,13 +436,7 @@ class Pacer:
             uncounted = self._taken_images - begun.taken_images
         else:
             uncounted = sum(other.tokens for other in self._out.values())
-        level = remaining - uncounted
-        if held is None:
-            self._budgets[resource] = _Budget(
-                level=level, capacity=capacity, refill=refill, level_at=now
-            )
-        else:
-            held.level, held.capacity, held.refill, held.level_at = level, capacity, refill, now
+        held.level, held.level_at = remaining - uncounted, now
 
     def _pause(self, headers: Mapping[str, str] | None, now: float) -> None:
         held = self._budgets.get(self._refused_kind)

@@ -198,16 +198,17 @@ def test_a_refusal_ends_the_first_wave() -> None:
     clock = FakeClock()
     pacer = Pacer(clock=clock)
     seqs = [pacer.start() for _ in range(4)]
+    clock.advance(0.5)
     for seq in seqs[1:]:
         pacer.record(seq, status=429, headers={"retry-after-ms": "1000"})
     assert pacer.heard
     assert pacer.binding() == "server_requests"
     clock.advance(1.0)
-    # One accepted in the last second: 90% of one a second.
-    assert pacer.rate == pytest.approx(0.9)
+    # One accepted in the half second the batch had run: 90% of two a second.
+    assert pacer.rate == pytest.approx(1.8)
     pacer.start()
     # The start used the rate as soon as it allowed, so the rate grows a little.
-    assert pacer.delay() == pytest.approx(1 / 0.92)
+    assert pacer.delay() == pytest.approx(1 / 1.82)
 
 
 def run_against_slices(pacer: Pacer, clock: FakeClock, *, allowance: int, seconds: float) -> int:
@@ -294,7 +295,7 @@ def test_the_rate_probes_upward_two_percent_a_second_while_it_binds() -> None:
     pacer.record(refused, status=429, headers={"retry-after-ms": "500"})
     clock.advance(0.5)
     begin = pacer.rate
-    assert begin == pytest.approx(0.9)
+    assert begin == pytest.approx(0.9 * 1 / 0.5)
     for _ in range(30):
         pacer.record(start_when_allowed(pacer, clock), status=200, headers={})
     grown = pacer.rate
