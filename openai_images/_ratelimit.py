@@ -27,7 +27,7 @@ attempt waits for the strictest of these rules:
   ``retry-after``) or, without one, until the budget holds a request again.
 - **The first wave**: until the server has said anything about its limits (a 429, or an
   answer with rate-limit headers), at most four attempts are out at once, a number that
-  doubles every 0.2 seconds (and grows by one per success), so a small tier is not hit
+  doubles every 0.1 seconds (and grows by one per success), so a small tier is not hit
   by the whole batch at once while a large one reaches full concurrency within a second.
 
 A 429 the limiter absorbs this way does not use up the item's own retries: the item asks
@@ -76,7 +76,7 @@ _MAX_PAUSE = 60.0
 _DEFAULT_PAUSE = 1.0
 # The first wave: this many out at once, doubling every _RAMP_DOUBLING seconds.
 _RAMP_START = 4
-_RAMP_DOUBLING = 0.2
+_RAMP_DOUBLING = 0.1
 # After a 429: this share of the accepted rate, measured over one-second spans.
 _CUT = 0.9
 _SPAN = 1.0
@@ -305,6 +305,10 @@ class Pacer:
             taken_images=self._taken_images,
         )
         self._out[begun.seq] = begun
+        # Only the last spans are measured (from a 429 still to be settled, if any).
+        horizon = (self._cut_at if self._cut_at is not None else now) - _SPAN * _SPANS
+        while self._recent and self._recent[0].at < horizon:
+            self._recent.popleft()
         self._recent.append(begun)
         self._started += 1
         return begun.seq
@@ -339,7 +343,8 @@ class Pacer:
             # A 429 whose headers show the budget spent is explained: the copy of the
             # budget paces from here. One that came while they claimed room sets a rate.
             left = _count(_header(headers, f"x-ratelimit-remaining-{self._refused_kind}"))
-            if seq >= self._round_start and (left is None or left >= 1):
+            need = max(1.0, self._cost(self._refused_kind, begun.images))
+            if seq >= self._round_start and (left is None or left >= need):
                 self._round_start = self._started
                 self._cut_at = now
         elif status is not None:
@@ -403,7 +408,10 @@ class Pacer:
             covered = cut_at - back * _SPAN - begin
             if covered > 0 or back == 0:
                 rates.append(accepted / max(covered, _MIN_COVERED))
-        self._rate = max(_CUT * max(rates, default=0.0), 1.0 / _MAX_PAUSE)
+        accepted_rate = max(rates, default=0.0)
+        if accepted_rate > 0:
+            # (Nothing accepted says only that the pause was needed.)
+            self._rate = _CUT * accepted_rate
         self._rate_next = max(self._rate_next, self._paused_until)
 
     def _read_budget(

@@ -170,13 +170,13 @@ def test_a_cap_must_be_positive() -> None:
 
 
 def test_the_first_wave_ramps_until_the_server_speaks() -> None:
-    """Four out at once, doubling every 0.2 s (and one more per success) until heard."""
+    """Four out at once, doubling every 0.1 s (and one more per success) until heard."""
     clock = FakeClock()
     pacer = Pacer(clock=clock)
     seqs = [pacer.start() for _ in range(4)]
     assert pacer.binding() == "first_wave"
-    assert pacer.delay() == pytest.approx(0.2 * math.log2(5 / 4))
-    clock.advance(0.2)
+    assert pacer.delay() == pytest.approx(0.1 * math.log2(5 / 4))
+    clock.advance(0.1)
     assert pacer.delay() == 0
     seqs += [pacer.start() for _ in range(4)]
     assert pacer.delay() > 0
