@@ -109,7 +109,9 @@ def modes(scale: float) -> list[Mode]:
 
     return [
         Mode(name="unlimited", requests=2000, latency=0.1, edits=True),
-        Mode(name="one per second", requests=8, latency=1.0, rpm=60, burst=1, rate=1.0),
+        Mode(
+            name="one per second", requests=8, latency=1.0, rpm=60, burst=1, rate=1.0, head_start=1
+        ),
         Mode(
             name="truthful bucket", requests=count(500), rpm=1200, burst=20, rate=20, head_start=20
         ),
