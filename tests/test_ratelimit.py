@@ -539,3 +539,21 @@ async def test_the_limit_waited_on_longest_is_the_one_that_bound() -> None:
             await limiter.acquire()
     assert limiter.bound_by() == "requests_per_minute"
     assert limiter.waited["requests_per_minute"] > 0
+
+
+def test_a_window_of_nothing_but_429s_sets_no_rate_and_old_starts_are_forgotten() -> None:
+    """Everything refused says only that the pause was needed; a long batch keeps only the
+    last seconds of starts for measuring."""
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    heard(pacer)
+    for _ in range(2000):
+        clock.advance(0.05)
+        pacer.record(pacer.start(), status=200, headers={})
+    assert len(pacer._recent) <= 2 / 0.05 + 1  # the memory bound itself
+    clock.advance(5)
+    refused = [pacer.start() for _ in range(3)]
+    for seq in refused:
+        pacer.record(seq, status=429, headers={"retry-after-ms": "10"})
+    clock.advance(0.01)
+    assert pacer.rate is None
