@@ -20,6 +20,13 @@ The engine takes a ``Sender`` (``openai_images._send``), never a client: it sits
 One item's failure is that item's ``BatchResult``; a programming error (a request of
 the wrong type, a bad ``key``, a failing iterable, a full disk) ends the batch with that
 exception.
+
+Every attempt waits on the batch's ``BatchLimiter`` (``_ratelimit.py``), which absorbs
+rate-limit 429s (the item asks it again, without spending a retry) and can stop the
+batch: on an out-of-money 429, or when nothing but 429s came for ``rate_limit_patience``.
+A stopped batch pulls no more requests; items already pulled end with the stopping error
+(or finish, if they were on the wire) and the summary's ``stopped_by`` names it, so a
+``resume`` run later picks up the rest.
 """
 
 from __future__ import annotations
@@ -51,14 +58,13 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
-    APIError,
     OpenAIImagesError,
     RequestValidationError,
     Violation,
 )
 from ._imagebytes import image_bytes
 from ._progress import ProgressBar, progress_bar
-from ._ratelimit import BatchLimiter, ItemAttempts
+from ._ratelimit import DEFAULT_PATIENCE, BatchLimiter, ItemAttempts
 from ._requests import EditRequest, GenerateRequest, ImageRequest, VariationRequest
 from ._responses import ImagesResponse, write_atomically
 from ._sniff import image_extension
@@ -159,6 +165,14 @@ class BatchSummary:
         output_tokens: The sum of ``usage.output_tokens``.
         total_tokens: The sum of ``usage.total_tokens``.
         rate_limited: 429 answers seen, retried ones included.
+        limited_by: The limit the batch waited on longest: a cap (``"requests_per_minute"``,
+            ``"images_per_minute"``, ``"tokens_per_minute"``), the server's
+            ``"server_requests"``, ``"server_images"`` or ``"server_tokens"`` (its headers
+            or its 429s), ``"first_wave"``; ``None`` if no limit held it back.
+        limit_waits: Seconds the batch waited on each of those limits.
+        stopped_by: The error that stopped the batch early, or ``None``: an
+            ``InsufficientQuotaError`` (its ``code`` says which budget), or the
+            ``RateLimitError`` after ``rate_limit_patience`` passed with only 429s.
     """
 
     ok: int = 0
@@ -171,6 +185,9 @@ class BatchSummary:
     output_tokens: int = 0
     total_tokens: int = 0
     rate_limited: int = 0
+    limited_by: str | None = None
+    limit_waits: Mapping[str, float] = attrs.field(factory=dict)
+    stopped_by: OpenAIImagesError | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -191,13 +208,27 @@ def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int)
         raise ValueError(f"{attribute.name} must be an int of at least 1, not {value!r}")
 
 
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None and attribute.name != "rate_limit_patience":
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 and math.isfinite(value))
+    ):
+        raise ValueError(f"{attribute.name} must be a number above 0, not {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class BatchSettings:
     """The options of one batch; see ``map``."""
 
     concurrency: int = attrs.field(default=16, validator=_positive_int)
     ordered: bool = False
-    requests_per_minute: float | None = None
+    requests_per_minute: float | None = attrs.field(default=None, validator=_positive)
+    images_per_minute: float | None = attrs.field(default=None, validator=_positive)
+    tokens_per_minute: float | None = attrs.field(default=None, validator=_positive)
+    rate_limit_patience: float = attrs.field(default=DEFAULT_PATIENCE, validator=_positive)
     output_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     resume: bool = False
     key: KeyFunction | None = None
@@ -207,9 +238,6 @@ class BatchSettings:
     def __attrs_post_init__(self) -> None:
         if self.resume and self.output_dir is None:
             raise ValueError("resume=True needs an output_dir to find finished outputs in")
-        rpm = self.requests_per_minute
-        if rpm is not None and not (rpm > 0 and math.isfinite(rpm)):
-            raise ValueError(f"requests_per_minute must be a number above 0, not {rpm!r}")
 
     @property
     def window(self) -> int:
@@ -288,23 +316,6 @@ class _State(enum.Enum):
     CLOSED = enum.auto()
 
 
-class _Paced:
-    """An item's ``ItemAttempts`` under the sender's ``AttemptObserver`` contract: every
-    attempt waits on the batch's limiter, and failures are left to the retry rules."""
-
-    def __init__(self, attempts: ItemAttempts) -> None:
-        self._attempts = attempts
-
-    async def before_attempt(self) -> None:
-        await self._attempts.before_attempt()
-
-    def after_attempt(
-        self, *, status: int | None, headers: Mapping[str, str] | None, error: APIError | None
-    ) -> bool:
-        self._attempts.after_attempt(status=status, headers=headers)
-        return False
-
-
 class AsyncBatchIterator:
     """The results of ``map``, as they finish.
 
@@ -334,7 +345,7 @@ class AsyncBatchIterator:
     ) -> None:
         self._sender = sender
         self._requests = requests
-        self._settings = settings
+        self._settings = _within_pool(settings, sender.transport.max_connections)
         self._options = options
         self._state = _State.NEW
         self._managed = False
@@ -446,6 +457,7 @@ class AsyncBatchIterator:
     def summary(self) -> BatchSummary:
         """The counts of what was handed over so far (all of it, once the batch is over)."""
         tally = self._tally
+        limiter = self._limiter
         wall_time = self._elapsed()
         sent = tally.ok + tally.failed
         return BatchSummary(
@@ -458,7 +470,10 @@ class AsyncBatchIterator:
             input_tokens=tally.input_tokens,
             output_tokens=tally.output_tokens,
             total_tokens=tally.total_tokens,
-            rate_limited=self._limiter.pacer.rate_limited if self._limiter is not None else 0,
+            rate_limited=limiter.pacer.rate_limited if limiter is not None else 0,
+            limited_by=limiter.bound_by() if limiter is not None else None,
+            limit_waits=dict(limiter.waited) if limiter is not None else {},
+            stopped_by=limiter.stopped_by if limiter is not None else None,
         )
 
     def _elapsed(self) -> float:
@@ -475,7 +490,12 @@ class AsyncBatchIterator:
         settings = self._settings
         if settings.output_dir is not None:
             await anyio.to_thread.run_sync(_make_dir, settings.output_dir)
-        self._limiter = BatchLimiter(requests_per_minute=settings.requests_per_minute)
+        self._limiter = BatchLimiter(
+            requests_per_minute=settings.requests_per_minute,
+            images_per_minute=settings.images_per_minute,
+            tokens_per_minute=settings.tokens_per_minute,
+            patience=settings.rate_limit_patience,
+        )
         self._window = anyio.Semaphore(settings.window)
         self._results_send, self._results = anyio.create_memory_object_stream[BatchResult](
             settings.window
@@ -528,13 +548,14 @@ class AsyncBatchIterator:
 
     async def _produce(self, work: MemoryObjectSendStream[tuple[int, ImageRequest]]) -> None:
         assert self._window is not None
+        assert self._limiter is not None
         source = _Requests(self._requests)
         async with work:
             try:
                 index = 0
                 while True:
                     await self._window.acquire()
-                    if self._halted:
+                    if self._halted or self._limiter.stopped_by is not None:
                         return
                     request = await source.next()
                     if request is _DONE or self._halted:
@@ -580,12 +601,14 @@ class AsyncBatchIterator:
             if found is not None:
                 return BatchResult(index=index, request=request, paths=found, skipped=True)
         assert self._limiter is not None
-        attempts = ItemAttempts(self._limiter)
+        attempts = ItemAttempts(self._limiter, images=request.n or 1)
         try:
             if getattr(request, "stream", None):
                 refusal = Violation(param="stream", message="a batch takes whole responses")
                 raise RequestValidationError([refusal])
-            response = await self._sender.send(request, self._options, observer=_Paced(attempts))
+            response = await self._sender.send(request, self._options, observer=attempts)
+            if response.usage is not None:
+                attempts.used(response.usage.total_tokens)
             paths = await self._save(directory, key, response) if directory is not None else ()
         except OpenAIImagesError as error:
             return BatchResult(index=index, request=request, error=error, retries=attempts.retries)
@@ -616,6 +639,20 @@ class AsyncBatchIterator:
         return await anyio.to_thread.run_sync(
             _write_outputs, directory, key, response.output_format, payloads
         )
+
+
+def _within_pool(settings: BatchSettings, pool: int) -> BatchSettings:
+    """The settings, with ``concurrency`` held to the client's connection pool (warning)."""
+    if settings.concurrency <= pool:
+        return settings
+    warnings.warn(
+        f"concurrency={settings.concurrency} is more than the client's {pool} connections, "
+        f"so the batch runs {pool} requests at a time; for {settings.concurrency}, make the "
+        f"client with max_connections={settings.concurrency}",
+        UserWarning,
+        stacklevel=4,
+    )
+    return attrs.evolve(settings, concurrency=pool)
 
 
 def _make_dir(path: Path) -> None:

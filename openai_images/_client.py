@@ -19,6 +19,7 @@ from ._batch import AsyncBatchIterator, BatchReport, BatchSettings, KeyFunction,
 from ._batch import collect as _collect
 from ._batch_api import BatchAPI
 from ._config import ClientCertificate, Settings, Timeout, Verify, custom_headers, tls_setting
+from ._ratelimit import DEFAULT_PATIENCE
 from ._raw import AsyncRawResponses
 from ._requests import (
     Background,
@@ -708,6 +709,9 @@ class AsyncImagesClient:
         concurrency: int = 16,
         ordered: bool = False,
         requests_per_minute: float | None = None,
+        images_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        rate_limit_patience: float = DEFAULT_PATIENCE,
         output_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         key: KeyFunction | None = None,
@@ -726,9 +730,15 @@ class AsyncImagesClient:
             requests: Generate, edit or variation requests, an iterable or async iterable.
                 A plain iterable is advanced on the event loop, so keep it quick (give
                 images as paths: the files are read later, in worker threads).
-            concurrency: Requests in flight at once.
+            concurrency: Requests in flight at once; more than the client's
+                ``max_connections`` warns and is held to it.
             ordered: Yield in input order (holding at most ``2 * concurrency`` results).
             requests_per_minute: A cap on attempts per minute, retries included.
+            images_per_minute: A cap on images asked for (``n``) per minute.
+            tokens_per_minute: A cap on tokens per minute (by the answers' ``usage``).
+            rate_limit_patience: Seconds the batch may get nothing but 429s before its
+                items give up and the batch stops. A 429 the batch's limiter absorbs does
+                not spend an item's retries.
             output_dir: Write each result's images here as they arrive, atomically:
                 ``{key}.{ext}``, or ``{key}-{i}.{ext}`` for several (``url`` results are
                 downloaded), then a marker ``.{key}.done`` listing them.
@@ -750,6 +760,9 @@ class AsyncImagesClient:
             concurrency=concurrency,
             ordered=ordered,
             requests_per_minute=requests_per_minute,
+            images_per_minute=images_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            rate_limit_patience=rate_limit_patience,
             output_dir=output_dir,
             resume=resume,
             key=key,
@@ -767,6 +780,9 @@ class AsyncImagesClient:
         concurrency: int = 16,
         ordered: bool = False,
         requests_per_minute: float | None = None,
+        images_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        rate_limit_patience: float = DEFAULT_PATIENCE,
         output_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         key: KeyFunction | None = None,
@@ -791,6 +807,9 @@ class AsyncImagesClient:
             concurrency=concurrency,
             ordered=ordered,
             requests_per_minute=requests_per_minute,
+            images_per_minute=images_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            rate_limit_patience=rate_limit_patience,
             output_dir=output_dir,
             resume=resume,
             key=key,

@@ -322,7 +322,7 @@ class Transport:
         ssl: ssl.SSLContext | bool = True,
     ) -> None:
         self.max_response_bytes = max_response_bytes
-        self._max_connections = max_connections
+        self.max_connections = max_connections
         self._ssl = ssl
         self._proxies = _environment_proxies() if trust_env else {}
         self._proxy_by_origin: dict[tuple[str, str], tuple[str | None, str | None]] = {}
@@ -345,7 +345,7 @@ class Transport:
         loop = asyncio.get_running_loop()
         if self._session is None or self._slots is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
+                limit=self.max_connections,
                 limit_per_host=0,
                 ttl_dns_cache=300,
                 ssl=self._ssl,
@@ -361,7 +361,7 @@ class Transport:
             )
             # The pool's slots are counted here, so that waiting for one has its own
             # limit and its own message; the connector's limit then never waits.
-            self._slots = anyio.Semaphore(self._max_connections)
+            self._slots = anyio.Semaphore(self.max_connections)
             self._loop = loop
         elif self._loop is not loop:
             raise RuntimeError(
@@ -416,7 +416,7 @@ class Transport:
             return
         raise APITimeoutError(
             f"Timed out waiting for a free connection (Timeout.pool = "
-            f"{_seconds(timeout.pool)}; all {self._max_connections} of max_connections "
+            f"{_seconds(timeout.pool)}; all {self.max_connections} of max_connections "
             f"busy) for {method} {_without_query(url)}; nothing was sent"
         )
 

@@ -1,11 +1,12 @@
 """Scripted faults for the local server: what goes wrong, for which requests, how often.
 
 A ``Fault`` describes one misbehaviour; the server keeps them in a ``FaultQueue``
-and each request takes the first one that fits it. Faults act at one of three moments,
+and each request takes the first one that fits it. Faults act at one of four moments,
 so each waits for a request it can act on:
 
 - ``"request"``: as soon as an image request arrives, before the key is checked:
-  ``status``, ``non_json``, ``reset``, ``delay_headers``;
+  ``status``, ``non_json``, ``reset``, ``delay_headers``, ``quota``;
+- ``"prompt"``: once the request is read and valid, for its prompt: ``moderation``;
 - ``"body"``: when a successful JSON answer is ready: ``truncated_json``,
   ``reset_mid_body``, ``stall_body``;
 - ``"stream"``: when a stream of events is ready: ``stream_cut``, ``stream_error``.
@@ -24,10 +25,12 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
 import attrs
+
+from openai_images._errors import OUT_OF_MONEY_CODES
 
 from ._wire import error_body
 
@@ -52,8 +55,10 @@ FaultKind: TypeAlias = Literal[
     "stall_body",
     "stream_cut",
     "stream_error",
+    "quota",
+    "moderation",
 ]
-Stage: TypeAlias = Literal["request", "body", "stream"]
+Stage: TypeAlias = Literal["request", "prompt", "body", "stream"]
 
 _STAGES: dict[str, Stage] = {
     "status": "request",
@@ -65,6 +70,8 @@ _STAGES: dict[str, Stage] = {
     "stall_body": "body",
     "stream_cut": "stream",
     "stream_error": "stream",
+    "quota": "request",
+    "moderation": "prompt",
 }
 FAULT_KINDS = frozenset(_STAGES)
 _ENDPOINTS = frozenset({"generations", "edits", "variations"})
@@ -81,6 +88,10 @@ _QUOTA_MESSAGE = (
     "information on this error, read the docs: "
     "https://platform.openai.com/docs/guides/error-codes/api-errors."
 )
+_MODERATION_MESSAGE = (
+    "Your request was rejected as a result of our safety system. Your request may contain "
+    "content that is not allowed by our safety system."
+)
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -93,7 +104,7 @@ _TYPES = {
 
 
 def _status_default(kind: str) -> int:
-    return 502 if kind == "non_json" else 500
+    return {"non_json": 502, "quota": 429, "moderation": 400}.get(kind, 500)
 
 
 def _check_status(instance: Fault, attribute: attrs.Attribute[int], value: int) -> None:
@@ -117,6 +128,12 @@ def _copy_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return dict(headers)
 
 
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise TypeError("give a list of strings, not one string")
+    return tuple(values)
+
+
 def _not_bool(instance: Fault, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool):
         raise TypeError(f"{attribute.name} must be a number, got a boolean")
@@ -136,7 +153,12 @@ class Fault:
             then the connection closed; ``"stall_body"`` part of the body, a pause of
             ``delay`` seconds, then the rest; ``"stream_cut"`` a stream that ends after
             ``after_events`` partial images, without its completed event;
-            ``"stream_error"`` an ``{"error": ...}`` event after ``after_events`` partials.
+            ``"stream_error"`` an ``{"error": ...}`` event after ``after_events`` partials;
+            ``"quota"`` a 429 for want of money (``type: insufficient_quota``, ``code``
+            ``"insufficient_quota"`` unless another out-of-money code is given);
+            ``"moderation"`` a 400 moderation block (``type:
+            image_generation_user_error``, ``code: moderation_blocked``, with
+            ``moderation_details``) for the requests whose prompt is in ``prompts``.
         status: The HTTP status of ``"status"`` (default 500) and ``"non_json"`` (502).
         times: How many matching requests the fault hits.
         endpoint: Only requests to this endpoint (``"generations"``, ``"edits"``,
@@ -148,6 +170,9 @@ class Fault:
         retry_after: A ``retry-after`` header: seconds, or an HTTP date as a string.
         retry_after_ms: A ``retry-after-ms`` header, in milliseconds.
         headers: More response headers, e.g. ``{"x-should-retry": "false"}``.
+        prompts: For ``"moderation"``: only requests with one of these prompts (any if
+            empty).
+        categories: For ``"moderation"``: the categories its details name.
 
     Example:
         >>> Fault(kind="status", status=429, code="insufficient_quota").status
@@ -203,6 +228,17 @@ class Fault:
         ),
     )
 
+    prompts: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_strings,
+        validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str)),
+    )
+    categories: tuple[str, ...] = attrs.field(
+        default=("violence",),
+        converter=_strings,
+        validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str)),
+    )
+
     @property
     def stage(self) -> Stage:
         """When the fault acts: ``"request"``, ``"body"`` or ``"stream"``."""
@@ -238,10 +274,20 @@ def stage_of(kind: str) -> Stage:
 def fault_error(fault: Fault) -> dict[str, Any]:
     """The API-shaped error body of a ``"status"`` or ``"stream_error"`` fault."""
     status = fault.status
-    if fault.code == "insufficient_quota":
-        return error_body(
-            fault.message or _QUOTA_MESSAGE, type="insufficient_quota", code=fault.code
+    if fault.kind == "quota" or fault.code in OUT_OF_MONEY_CODES:
+        code = fault.code or "insufficient_quota"
+        return error_body(fault.message or _QUOTA_MESSAGE, type="insufficient_quota", code=code)
+    if fault.kind == "moderation":
+        body = error_body(
+            fault.message or _MODERATION_MESSAGE,
+            type="image_generation_user_error",
+            code="moderation_blocked",
         )
+        body["error"]["moderation_details"] = {
+            "moderation_stage": "input",
+            "categories": list(fault.categories),
+        }
+        return body
     error_type = "server_error" if status >= 500 else _TYPES.get(status, "invalid_request_error")
     message = fault.message or _MESSAGES.get(status, f"The server answered {status}.")
     return error_body(message, type=error_type, code=fault.code)
@@ -281,11 +327,14 @@ class FaultQueue:
         with self._lock:
             self._pending.append(fault)
 
-    def take(self, *, endpoint: str, stage: Stage) -> Fault | None:
-        """The first waiting fault for this endpoint and stage, counting one use of it."""
+    def take(self, *, endpoint: str, stage: Stage, prompt: object = None) -> Fault | None:
+        """The first waiting fault for this endpoint and stage (and, for those that name
+        prompts, this prompt), counting one use of it."""
         with self._lock:
             for position, fault in enumerate(self._pending):
                 if fault.stage != stage or fault.endpoint not in (None, endpoint):
+                    continue
+                if fault.prompts and prompt not in fault.prompts:
                     continue
                 if fault.times == 1:
                     del self._pending[position]

@@ -1,15 +1,22 @@
 """The local server's rate limits: token buckets and the API's rate-limit headers (sans-I/O).
 
-Two buckets, as the API keeps them: one counts requests, one counts tokens. The request
-bucket holds a full minute's worth (``capacity == requests_per_minute``: a client may burst
-that many requests at once) and refills at ``requests_per_minute / 60`` per second. A
-request takes one token when it is admitted; a refused request takes nothing. The token
-bucket is charged after an image is made, with the answer's ``usage.total_tokens``, and may
-go below zero (the API, too, only learns the cost once the work is done); while it holds
-less than one token, new requests are refused.
+Buckets, as the API keeps them: one counts requests, one tokens and, with an
+``images_per_minute`` limit, one counts images. The request bucket holds a full minute's
+worth (``capacity == requests_per_minute``: a client may burst that many requests at once)
+unless ``burst`` sets a smaller one, and refills at ``requests_per_minute / 60`` per second.
+A request takes one request when it is admitted, and ``n`` images once its body is read; a
+refused request takes nothing. The token bucket is charged after an image is made, with the
+answer's ``usage.total_tokens``, and may go below zero (the API, too, only learns the cost
+once the work is done); while it holds less than one token, new requests are refused.
+
+With ``slice_seconds`` the limits are quantized, as the API may enforce them: 60,000 a
+minute becomes at most 1,000 in each one-second slice, 60 a minute one a second. The
+headers still describe the per-minute buckets, so they can show room the server refuses.
 
 Without a limit the buckets still count, and the headers tell the truth about a large
-limit that is never enforced.
+limit that is never enforced. The headers describe each bucket as it is: with ``burst``,
+``x-ratelimit-limit-requests`` is the burst, so that ``(limit - remaining) / reset`` is
+the refill.
 
 The clock is injected, so tests move time by hand instead of sleeping.
 """
@@ -23,6 +30,7 @@ from collections.abc import Callable
 import attrs
 
 __all__ = [
+    "LIMITED_RESOURCES",
     "UNLIMITED_REQUESTS_PER_MINUTE",
     "UNLIMITED_TOKENS_PER_MINUTE",
     "Admission",
@@ -38,6 +46,9 @@ UNLIMITED_REQUESTS_PER_MINUTE = 1_000_000
 
 UNLIMITED_TOKENS_PER_MINUTE = 100_000_000
 """The limit the headers show when no token limit is set."""
+
+LIMITED_RESOURCES = ("requests", "images", "tokens")
+"""What a limit counts; a 429's ``error.type`` names the one that refused."""
 
 
 def format_duration(seconds: float) -> str:
@@ -127,13 +138,53 @@ class TokenBucket:
         return self.wait_time(self.capacity)
 
 
+@attrs.define
+class Slices:
+    """At most ``allowance`` per slice of ``seconds``, slices aligned on the clock's zero.
+
+    Example:
+        >>> now = [0.25]
+        >>> slices = Slices(seconds=1.0, allowance=2, clock=lambda: now[0])
+        >>> slices.take(1), slices.take(1), slices.take(1), slices.wait_time()
+        (True, True, False, 0.75)
+    """
+
+    seconds: float
+    allowance: float
+    clock: Clock = time.monotonic
+    _index: int = attrs.field(init=False, default=-1)
+    _used: float = attrs.field(init=False, default=0.0)
+
+    def _roll(self) -> None:
+        index = math.floor(self.clock() / self.seconds)
+        if index != self._index:
+            self._index, self._used = index, 0.0
+
+    def fits(self, amount: float) -> bool:
+        """Whether ``amount`` more fit in the current slice."""
+        self._roll()
+        return self._used + amount <= self.allowance
+
+    def take(self, amount: float) -> bool:
+        """Count ``amount`` in this slice if it fits; report whether it did."""
+        if not self.fits(amount):
+            return False
+        self._used += amount
+        return True
+
+    def wait_time(self) -> float:
+        """Seconds until the next slice begins."""
+        return (math.floor(self.clock() / self.seconds) + 1) * self.seconds - self.clock()
+
+
 @attrs.frozen(kw_only=True)
 class Admission:
     """Whether a request may go ahead, and if not, which limit refused it and for how long.
 
     Attributes:
         allowed: The request took a slot and may go ahead.
-        limit: ``"requests"`` or ``"tokens"``: the limit that refused it (``None`` if allowed).
+        limit: ``"requests"``, ``"images"`` or ``"tokens"``: the limit that refused it
+            (``None`` if allowed).
         retry_after: Seconds until a retry would be admitted (0 if allowed).
     """
 
@@ -142,12 +193,47 @@ class Admission:
     retry_after: float = 0.0
 
 
+@attrs.define
+class _Limit:
+    """One enforced limit: its per-minute bucket, and its slices when quantized."""
+
+    bucket: TokenBucket
+    enforced: bool
+    slices: Slices | None
+
+    def take(self, amount: float) -> float:
+        """Take ``amount`` and return 0, or return the seconds until it would fit."""
+        if not self.enforced:
+            # Never refuse without a limit; the count goes on so the headers stay truthful.
+            self.bucket.charge(amount)
+            return 0.0
+        if self.slices is not None and not self.slices.fits(amount):
+            return self.slices.wait_time()
+        if not self.bucket.take(amount):
+            return max(self.bucket.wait_time(amount), 1e-3)
+        if self.slices is not None:
+            self.slices.take(amount)
+        return 0.0
+
+    def headers(self, resource: str) -> dict[str, str]:
+        bucket = self.bucket
+        return {
+            f"x-ratelimit-limit-{resource}": str(int(bucket.capacity)),
+            f"x-ratelimit-remaining-{resource}": str(max(0, math.floor(bucket.level))),
+            f"x-ratelimit-reset-{resource}": format_duration(bucket.time_to_full()),
+        }
+
+
 class RateLimiter:
-    """The request and token buckets of one server, and the headers that describe them.
+    """The request, image and token buckets of one server, and the headers that describe them.
 
     Args:
         requests_per_minute: Enforced request limit; ``None`` for no limit.
         tokens_per_minute: Enforced token limit; ``None`` for no limit.
+        images_per_minute: Enforced image limit (each request counts its ``n``); ``None``
+            for none (and no ``-images`` headers).
+        burst: The request bucket's capacity, if smaller than a minute's worth.
+        slice_seconds: Enforce the per-minute limits over slices this long (quantized).
         clock: Seconds from any fixed point (``time.monotonic`` by default).
 
     Example:
@@ -163,46 +249,89 @@ class RateLimiter:
         *,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        images_per_minute: int | None = None,
+        burst: int | None = None,
+        slice_seconds: float | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         for name, value in (
             ("requests_per_minute", requests_per_minute),
             ("tokens_per_minute", tokens_per_minute),
+            ("images_per_minute", images_per_minute),
+            ("burst", burst),
         ):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        self._enforce_requests = requests_per_minute is not None
+        if slice_seconds is not None and not 0 < slice_seconds <= 60:
+            raise ValueError(f"slice_seconds must be above 0 and at most 60, got {slice_seconds}")
         self._enforce_tokens = tokens_per_minute is not None
-        rpm = requests_per_minute or UNLIMITED_REQUESTS_PER_MINUTE
+
+        def limit(per_minute: int | None, unlimited: int, capacity: int | None) -> _Limit:
+            rate = per_minute or unlimited
+            slices = None
+            if per_minute is not None and slice_seconds is not None:
+                allowance = max(1.0, per_minute * slice_seconds / 60)
+                slices = Slices(seconds=slice_seconds, allowance=allowance, clock=clock)
+            bucket = TokenBucket(capacity=capacity or rate, per_second=rate / 60, clock=clock)
+            return _Limit(bucket=bucket, enforced=per_minute is not None, slices=slices)
+
+        self._requests = limit(
+            requests_per_minute,
+            UNLIMITED_REQUESTS_PER_MINUTE,
+            burst if requests_per_minute else None,
+        )
+        self._images = (
+            limit(images_per_minute, images_per_minute, None) if images_per_minute else None
+        )
         tpm = tokens_per_minute or UNLIMITED_TOKENS_PER_MINUTE
-        self.requests = TokenBucket(capacity=rpm, per_second=rpm / 60, clock=clock)
         self.tokens = TokenBucket(capacity=tpm, per_second=tpm / 60, clock=clock)
 
+    @property
+    def requests(self) -> TokenBucket:
+        """The request bucket."""
+        return self._requests.bucket
+
+    @property
+    def images(self) -> TokenBucket | None:
+        """The image bucket, with an ``images_per_minute`` limit."""
+        return self._images.bucket if self._images is not None else None
+
+    def capacity(self, resource: str) -> float:
+        """The per-minute limit of ``resource`` as the headers show it."""
+        if resource == "tokens":
+            return self.tokens.capacity
+        if resource == "images" and self._images is not None:
+            return self._images.bucket.capacity
+        return self._requests.bucket.capacity
+
     def admit(self) -> Admission:
-        """Take a request slot if both limits allow one."""
+        """Take a request slot if both the request and the token limits allow one."""
         if self._enforce_tokens and self.tokens.level < 1:
             # One token admits: the real cost is only known once the image is made.
             wait = self.tokens.wait_time(1)
             return Admission(allowed=False, limit="tokens", retry_after=wait)
-        if self.requests.take(1):
+        wait = self._requests.take(1)
+        if wait:
+            return Admission(allowed=False, limit="requests", retry_after=wait)
+        return Admission(allowed=True)
+
+    def admit_images(self, count: int) -> Admission:
+        """Take ``count`` images (a request's ``n``) if the image limit allows them."""
+        if self._images is None:
             return Admission(allowed=True)
-        if not self._enforce_requests:
-            # Never refuse without a limit; the count goes on so the headers stay truthful.
-            self.requests.charge(1)
-            return Admission(allowed=True)
-        return Admission(allowed=False, limit="requests", retry_after=self.requests.wait_time(1))
+        wait = self._images.take(count)
+        if wait:
+            return Admission(allowed=False, limit="images", retry_after=wait)
+        return Admission(allowed=True)
 
     def charge_tokens(self, tokens: int) -> None:
         """Count the tokens a finished request used against the token limit."""
         self.tokens.charge(tokens)
 
     def headers(self) -> dict[str, str]:
-        """The six ``x-ratelimit-*`` headers as things stand now."""
-        return {
-            "x-ratelimit-limit-requests": str(int(self.requests.capacity)),
-            "x-ratelimit-remaining-requests": str(max(0, math.floor(self.requests.level))),
-            "x-ratelimit-reset-requests": format_duration(self.requests.time_to_full()),
-            "x-ratelimit-limit-tokens": str(int(self.tokens.capacity)),
-            "x-ratelimit-remaining-tokens": str(max(0, math.floor(self.tokens.level))),
-            "x-ratelimit-reset-tokens": format_duration(self.tokens.time_to_full()),
-        }
+        """The ``x-ratelimit-*`` headers as things stand now (six, or nine with images)."""
+        found = self._requests.headers("requests")
+        found.update(_Limit(bucket=self.tokens, enforced=True, slices=None).headers("tokens"))
+        if self._images is not None:
+            found.update(self._images.headers("images"))
+        return found

@@ -73,7 +73,7 @@ from ._intake import (
     spool_reference,
     structure_request,
 )
-from ._ratelimit import Clock, RateLimiter, format_duration
+from ._ratelimit import Admission, Clock, RateLimiter, format_duration
 from ._results import InputImage, Plan, images_response, make_plan, stream_events, wire_body
 from ._wire import Rejection, dumps
 
@@ -208,6 +208,11 @@ class LocalImagesServer:
         requests_per_minute: An enforced request limit (a token bucket holding a minute's
             worth, so bursts of that size pass); ``None`` for none.
         tokens_per_minute: An enforced token limit, charged with each answer's usage.
+        images_per_minute: An enforced image limit: each request counts its ``n`` once its
+            body is read (with ``x-ratelimit-*-images`` headers).
+        burst: The request bucket's size, if smaller than a minute's worth.
+        slice_seconds: Enforce the limits over slices this long (60 a minute as one a
+            second) while the headers describe the per-minute buckets.
         control_route: Serve ``/_control/faults`` (GET, POST a fault or a list, DELETE).
         max_body_bytes: Larger bodies get a 413.
         url_ttl: Seconds a ``url`` result stays downloadable.
@@ -237,6 +242,9 @@ class LocalImagesServer:
         latency: float = 0.0,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        images_per_minute: int | None = None,
+        burst: int | None = None,
+        slice_seconds: float | None = None,
         control_route: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         url_ttl: float = 3600.0,
@@ -256,6 +264,9 @@ class LocalImagesServer:
         self._limiter = RateLimiter(
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
+            images_per_minute=images_per_minute,
+            burst=burst,
+            slice_seconds=slice_seconds,
             clock=clock,
         )
         self._control_route = control_route
@@ -648,16 +659,14 @@ class LocalImagesServer:
                 code="invalid_api_key",
             )
 
-    def _admit(self) -> None:
-        admission = self._limiter.admit()
+    def _admit(self, admission: Admission | None = None) -> None:
+        admission = admission or self._limiter.admit()
         if admission.allowed:
             return
         wait = admission.retry_after
         kind = admission.limit or "requests"
-        unit = "RPM" if kind == "requests" else "TPM"
-        limit = (
-            self._limiter.requests.capacity if kind == "requests" else self._limiter.tokens.capacity
-        )
+        unit = {"requests": "RPM", "images": "IPM"}.get(kind, "TPM")
+        limit = self._limiter.capacity(kind)
         raise Rejection(
             f"Rate limit reached for images in organization org-local on {kind} per min "
             f"({unit}): Limit {int(limit)}. Please try again in {format_duration(wait)}.",
@@ -704,6 +713,11 @@ class LocalImagesServer:
                 for upload in arrival.uploads
             ]
             plan = await self._plan_upload(cls, place(arrival.fields), arrival.uploads)
+        self._admit(self._limiter.admit_images(plan.job.n))
+        prompt = exchange.fields.get("prompt")
+        fault = self._faults.take(endpoint=endpoint, stage="prompt", prompt=prompt)
+        if fault is not None:
+            return self._json(exchange, fault_error(fault), status=fault.status)
         if plan.stream:
             return await self._stream(exchange, plan)
         images = await _render(plan)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openai_images.testing import LocalImagesServer
+from openai_images.testing import Fault, LocalImagesServer
 from openai_images.testing._ratelimit import (
     UNLIMITED_REQUESTS_PER_MINUTE,
     RateLimiter,
@@ -160,3 +160,105 @@ async def test_the_server_charges_tokens_from_usage(http: aiohttp.ClientSession)
             assert (await response.json())["error"]["type"] == "tokens"
             wait = (usage["total_tokens"] - 100 + 1) * 60 / 100
             assert int(response.headers["retry-after-ms"]) == pytest.approx(wait * 1000, abs=1)
+
+
+def test_a_burst_is_a_smaller_bucket_and_the_headers_describe_it() -> None:
+    """``burst=2`` at 60 a minute: two at once, then one a second; the headers' limit is
+    the burst, so ``(limit - remaining) / reset`` is the refill."""
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=60, burst=2, clock=clock)
+    assert [limiter.admit().allowed for _ in range(3)] == [True, True, False]
+    headers = limiter.headers()
+    assert headers["x-ratelimit-limit-requests"] == "2"
+    assert headers["x-ratelimit-reset-requests"] == "2s"
+    clock.now += 1
+    assert limiter.admit().allowed
+
+
+def test_quantized_limits_refuse_within_a_slice_while_the_headers_show_room() -> None:
+    """1,200 a minute over one-second slices: 20 a slice, though the minute has room."""
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=1200, slice_seconds=1.0, clock=clock)
+    assert all(limiter.admit().allowed for _ in range(20))
+    refused = limiter.admit()
+    assert (refused.allowed, refused.limit) == (False, "requests")
+    assert refused.retry_after == pytest.approx(1.0)
+    assert int(limiter.headers()["x-ratelimit-remaining-requests"]) == 1180
+    clock.now += 1
+    assert limiter.admit().allowed
+
+
+def test_images_are_counted_by_n_with_their_own_headers() -> None:
+    """An images-per-minute limit takes ``n`` per request and has ``-images`` headers."""
+    clock = FakeClock()
+    limiter = RateLimiter(images_per_minute=10, clock=clock)
+    assert limiter.admit_images(4).allowed
+    assert limiter.admit_images(4).allowed
+    refused = limiter.admit_images(4)
+    assert (refused.allowed, refused.limit) == (False, "images")
+    assert refused.retry_after == pytest.approx(12.0)
+    headers = limiter.headers()
+    assert (headers["x-ratelimit-limit-images"], headers["x-ratelimit-remaining-images"]) == (
+        "10",
+        "2",
+    )
+    assert "x-ratelimit-limit-images" not in RateLimiter(clock=clock).headers()
+
+
+@pytest.mark.anyio
+async def test_the_server_refuses_images_beyond_its_limit(http: aiohttp.ClientSession) -> None:
+    """A request for more images than are left is a 429 of type ``images``."""
+    clock = FakeClock()
+    async with LocalImagesServer(images_per_minute=3, clock=clock) as server:
+        url = f"{server.base_url}/images/generations"
+        body = {"prompt": "fox", "model": "dall-e-2", "size": "256x256", "n": 2}
+        async with http.post(url, json=body) as response:
+            assert response.status == 200
+            assert response.headers["x-ratelimit-remaining-images"] == "1"
+        async with http.post(url, json=body) as response:
+            assert response.status == 429
+            error = (await response.json())["error"]
+        assert (error["type"], error["code"]) == ("images", "rate_limit_exceeded")
+        assert "(IPM): Limit 3" in error["message"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [None, "organization_spend_limit_exceeded"])
+async def test_a_quota_fault_is_an_out_of_money_429(
+    http: aiohttp.ClientSession, code: str | None
+) -> None:
+    """``kind="quota"``: 429, ``type: insufficient_quota``, the code given (or the usual)."""
+    async with LocalImagesServer() as server:
+        server.inject(Fault(kind="quota", code=code))
+        url = f"{server.base_url}/images/generations"
+        async with http.post(url, json={"prompt": "fox"}) as response:
+            assert response.status == 429
+            error = (await response.json())["error"]
+    assert error["type"] == "insufficient_quota"
+    assert error["code"] == (code or "insufficient_quota")
+
+
+@pytest.mark.anyio
+async def test_a_moderation_fault_blocks_only_the_prompts_named(
+    http: aiohttp.ClientSession,
+) -> None:
+    """``kind="moderation"`` answers its prompts with the API's block, details included."""
+    async with LocalImagesServer() as server:
+        server.inject(Fault(kind="moderation", prompts=["a bad fox"], categories=["violence"]))
+        url = f"{server.base_url}/images/generations"
+        body = {"model": "dall-e-2", "size": "256x256"}
+        async with http.post(url, json={**body, "prompt": "a good fox"}) as response:
+            assert response.status == 200
+        async with http.post(url, json={**body, "prompt": "a bad fox"}) as response:
+            assert response.status == 400
+            error = (await response.json())["error"]
+        async with http.post(url, json={**body, "prompt": "a bad fox"}) as response:
+            assert response.status == 200
+    assert (error["type"], error["code"]) == ("image_generation_user_error", "moderation_blocked")
+    assert error["moderation_details"] == {"moderation_stage": "input", "categories": ["violence"]}
+
+
+def test_a_moderation_fault_takes_a_list_of_prompts_not_one_string() -> None:
+    """One string would be read as its letters; it is refused."""
+    with pytest.raises(TypeError, match="list of strings"):
+        Fault(kind="moderation", prompts="a bad fox")  # type: ignore[arg-type]  # on purpose
