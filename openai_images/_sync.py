@@ -28,15 +28,19 @@ from ._raw import RawResponses
 from ._runner import Runner, abandon, fork_generation
 from ._streaming import AsyncImageStream
 
+# isort: split
 # ---- BEGIN GENERATED IMPORTS (tools/unasync.py; do not edit by hand) ----
+from ._ratelimit import DEFAULT_PATIENCE
+
 if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterable, Awaitable, Iterable, Mapping, Sequence
     from typing import Literal
 
     from ._batch import BatchReport, KeyFunction, ProgressCallback
+    from ._batch_api import BatchAPI
     from ._config import ClientCertificate, Timeout, Verify
-    from ._ratelimit import DEFAULT_PATIENCE
+    from ._raw import AsyncRawResponses
     from ._requests import (
         Background,
         Complexity,

@@ -105,6 +105,9 @@ class _Writer:
         self.source = source
         self.lines: list[str] = []
         self.annotation_names: set[str] = set()
+        # Default values and decorators are evaluated when the class is made: these names
+        # are imported for real, not only for type checkers.
+        self.runtime_names: set[str] = set()
 
     def annotation(self, node: ast.expr) -> str:
         self.annotation_names |= _names(node)
@@ -122,7 +125,7 @@ class _Writer:
             if arg.annotation is not None:
                 text += f": {self.annotation(arg.annotation)}"
             if default is not None:
-                self.annotation_names |= _names(default)
+                self.runtime_names |= _names(default)
                 joiner = " = " if arg.annotation is not None else "="
                 text += joiner + _segment(self.source, default)
             return text
@@ -234,7 +237,7 @@ def _body(
     return [f"        return self._async.{name}({arguments})"]
 
 
-def _members(source: str) -> tuple[list[str], set[str]]:
+def _members(source: str) -> tuple[list[str], set[str], set[str]]:
     module = ast.parse(source)
     (cls,) = [
         node for node in module.body if isinstance(node, ast.ClassDef) and node.name == ASYNC_CLASS
@@ -253,7 +256,7 @@ def _members(source: str) -> tuple[list[str], set[str]]:
         writer.emit("")
         for decorator in node.decorator_list:
             if _decorators_of(decorator) & CARRIED:
-                writer.annotation_names |= _names(decorator)
+                writer.runtime_names |= _names(decorator)
                 writer.emit(f"    @{_segment(writer.source, decorator)}")
         if "property" in decorators:
             writer.emit("    @property")
@@ -266,7 +269,7 @@ def _members(source: str) -> tuple[list[str], set[str]]:
         writer.emit(
             *_body(writer, node, properties="property" in decorators, overloaded=overloaded)
         )
-    return writer.lines, writer.annotation_names
+    return writer.lines, writer.annotation_names, writer.runtime_names
 
 
 def _imported(tree: ast.Module) -> dict[str, ast.stmt]:
@@ -293,24 +296,30 @@ def _imported(tree: ast.Module) -> dict[str, ast.stmt]:
     return bound
 
 
-def _import_lines(needed: set[str], client: ast.Module, hand_written: set[str]) -> list[str]:
-    """``from`` imports, for the TYPE_CHECKING block, of the names still missing."""
+def _import_lines(
+    needed: set[str], runtime: set[str], client: ast.Module, hand_written: set[str]
+) -> list[str]:
+    """``from`` imports of the names still missing: the ``runtime`` ones for real, the
+    others (annotations only) in a TYPE_CHECKING block."""
     where = _imported(client)
     abc = ast.parse("from collections.abc import Awaitable, Callable").body[0]
     where = {"Awaitable": abc, "Callable": abc, **where}
-    lines: list[str] = []
-    for name in sorted(needed - hand_written - set(dir(__builtins__))):
+
+    def line(name: str, indent: str) -> str:
         statement = where.get(name)
         if isinstance(statement, ast.ImportFrom):
             module = "." * statement.level + (statement.module or "")
-            lines.append(f"    from {module} import {name}")
-        elif isinstance(statement, ast.Import):
-            lines.append(f"    import {name}")
-        elif statement is not None:  # defined in _client.py itself
-            lines.append(f"    from ._client import {name}")
-        else:
-            raise SystemExit(f"tools/unasync.py: where does {name!r} come from?")
-    return ["if TYPE_CHECKING:", *lines] if lines else []
+            return f"{indent}from {module} import {name}"
+        if isinstance(statement, ast.Import):
+            return f"{indent}import {name}"
+        if statement is not None:  # defined in _client.py itself
+            return f"{indent}from ._client import {name}"
+        raise SystemExit(f"tools/unasync.py: where does {name!r} come from?")
+
+    missing = (needed | runtime) - hand_written - set(dir(__builtins__))
+    now = [line(name, "") for name in sorted(missing & runtime)]
+    later = [line(name, "    ") for name in sorted(missing - runtime)]
+    return [*now, *(["if TYPE_CHECKING:", *later] if later else [])]
 
 
 def _replace(text: str, markers: tuple[str, str], lines: list[str], indent: str) -> str:
@@ -358,9 +367,9 @@ def _ruff(text: str) -> str:
 
 def generate(client_source: str, sync_source: str) -> str:
     """The new text of ``_sync.py``."""
-    members, needed = _members(client_source)
+    members, needed, runtime = _members(client_source)
     hand_written = set(_imported(ast.parse(_without_generated(sync_source))))
-    imports = _import_lines(needed, ast.parse(client_source), hand_written)
+    imports = _import_lines(needed, runtime, ast.parse(client_source), hand_written)
     text = _replace(sync_source, IMPORTS, imports, "")
     text = _replace(text, MEMBERS, members, "    ")
     return _ruff(text)
