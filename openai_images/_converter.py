@@ -160,6 +160,7 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
             conv,
             request_id=override(omit=True),
             headers=override(omit=True),
+            raw=override(omit=True),
         ),
     )
     return conv
@@ -197,14 +198,16 @@ def structure_response(
             response body as the contract describes it.
     """
     response = converter.structure(data, ImagesResponse)
-    return ImagesResponse(
-        created=response.created,
-        data=response.data,
-        background=response.background,
-        output_format=response.output_format,
-        quality=response.quality,
-        size=response.size,
-        usage=response.usage,
+    return attrs.evolve(
+        response,
+        # Each image learns the response's format, so saving it picks the right extension.
+        data=tuple(
+            image
+            if image.output_format is not None
+            else attrs.evolve(image, output_format=response.output_format)
+            for image in response.data
+        ),
         request_id=request_id,
         headers=headers if headers is not None else {},
+        raw=data,
     )
