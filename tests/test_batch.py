@@ -300,7 +300,7 @@ async def test_retries_and_429s_are_counted(
 
 async def test_a_stream_request_is_refused_in_a_batch(client: AsyncImagesClient) -> None:
     """A batch takes whole responses: a ``stream=True`` item fails on its own."""
-    streamed = GenerateRequest(prompt="p", model="gpt-image-1", stream=True)
+    streamed = GenerateRequest(prompt="p", model="gpt-image-1.5", stream=True)
     report = await client.run_batch([streamed, generation(1)])
     first, second = report.results
     assert isinstance(first.error, RequestValidationError)
@@ -516,7 +516,7 @@ async def test_cancelling_a_batch_of_uploads_closes_every_connection_and_file(
     async with Stall() as stall:
         async with AsyncImagesClient(api_key=KEY, base_url=stall.base_url) as client:
             requests = (
-                EditRequest(image=image, prompt=f"edit {i}", model="gpt-image-1")
+                EditRequest(image=image, prompt=f"edit {i}", model="gpt-image-1.5")
                 for i in range(1000)
             )
             with anyio.CancelScope() as scope:

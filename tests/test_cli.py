@@ -78,7 +78,7 @@ def test_every_field_has_an_option(server: LocalImagesServer) -> None:
             "generate",
             "a lamp",
             "--model",
-            "gpt-image-1",
+            "gpt-image-1.5",
             "--size",
             "1024x1024",
             "--quality",
@@ -102,7 +102,7 @@ def test_every_field_has_an_option(server: LocalImagesServer) -> None:
     assert code == 0
     assert server.requests[-1].fields == {
         "prompt": "a lamp",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "size": "1024x1024",
         "quality": "low",
         "output_format": "jpeg",
@@ -125,7 +125,7 @@ def test_invalid_size_is_one_line_and_exit_1(
     server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A rule broken on the client's side: one line naming the field, nothing sent."""
-    code = main(["generate", "a fox", "--model", "gpt-image-1", "--size", "13x13"])
+    code = main(["generate", "a fox", "--model", "gpt-image-1.5", "--size", "13x13"])
     captured = capsys.readouterr()
     assert code == 1
     assert one_line(captured.err).startswith("error: size: '13x13' is not a valid size")
@@ -187,7 +187,7 @@ def test_json_prints_metadata_without_image_data(
     server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--json gives paths, usage and the request id, and no base64."""
-    code = main(["generate", "a fox", "--model", "gpt-image-1", "--quality", "low", "--json"])
+    code = main(["generate", "a fox", "--model", "gpt-image-1.5", "--quality", "low", "--json"])
     out = capsys.readouterr().out
     data = orjson.loads(out)
     assert code == 0
@@ -206,7 +206,7 @@ def test_stream_saves_partial_images_as_they_come(
             "generate",
             "a boat",
             "--model",
-            "gpt-image-1",
+            "gpt-image-1.5",
             "--quality",
             "low",
             "--stream",
@@ -240,7 +240,7 @@ def test_edit_sends_several_images_and_a_mask(server: LocalImagesServer, tmp_pat
             "--mask",
             "mask.png",
             "--model",
-            "gpt-image-1",
+            "gpt-image-1.5",
             "--quality",
             "low",
             "--input-fidelity",
@@ -262,7 +262,7 @@ def test_edit_by_reference_goes_as_json(server: LocalImagesServer) -> None:
     """--image-url makes a JSON edit with image references."""
     data_url = "data:image/png;base64," + base64.b64encode(make_png(8, 8)).decode()
     code = main(
-        ["edit", "a frame", "--image-url", data_url, "--model", "gpt-image-1", "--quality", "low"]
+        ["edit", "a frame", "--image-url", data_url, "--model", "gpt-image-1.5", "--quality", "low"]
     )
     assert code == 0
     assert server.requests[-1].content_type == "application/json"
@@ -316,7 +316,7 @@ def write_jobs(folder: Path) -> Path:
         {
             "prompt": "a jar",
             "image": ["inputs/jam.png"],
-            "model": "gpt-image-1",
+            "model": "gpt-image-1.5",
             "quality": "low",
             "name": "jar",
         },

@@ -72,11 +72,11 @@ def _case(endpoint: str, build: Build, param: str, id: str) -> Any:
     return pytest.param(endpoint, build, param, id=id)
 
 
-GPT1 = {"model": "gpt-image-1", "prompt": "p"}
+GPT1 = {"model": "gpt-image-1.5", "prompt": "p"}
 DE2 = {"model": "dall-e-2", "prompt": "p"}
 DE3 = {"model": "dall-e-3", "prompt": "p"}
 G2 = {"model": "gpt-image-2", "prompt": "p"}
-EDIT1 = {"model": "gpt-image-1", "prompt": "p", "image": SQUARE}
+EDIT1 = {"model": "gpt-image-1.5", "prompt": "p", "image": SQUARE}
 EDIT_DE2 = {"model": "dall-e-2", "prompt": "p", "image": SQUARE}
 
 INVALID = [
@@ -148,13 +148,13 @@ INVALID = [
     # prompts
     _case("generate", _given(model="dall-e-2", prompt="x" * 1001), "prompt", "dalle2-prompt"),
     _case("generate", _given(model="dall-e-3", prompt="x" * 4001), "prompt", "dalle3-prompt"),
-    _case("generate", _given(model="gpt-image-1", prompt="x" * 32001), "prompt", "gpt1-prompt"),
+    _case("generate", _given(model="gpt-image-1.5", prompt="x" * 32001), "prompt", "gpt1-prompt"),
     _case("generate", _given(prompt="x" * 1001), "prompt", "default-model-prompt"),
     _case("generate", _given(prompt=""), "prompt", "empty-prompt"),
     _case("edit", _given(EDIT_DE2, prompt="x" * 1001), "prompt", "edit-dalle2-prompt"),
     # models and endpoints
     _case("edit", _given(EDIT1, model="dall-e-3"), "model", "edit-dalle3"),
-    _case("variation", _given(image=SQUARE, model="gpt-image-1"), "model", "variation-gpt1"),
+    _case("variation", _given(image=SQUARE, model="gpt-image-1.5"), "model", "variation-gpt1"),
     _case("variation", _given(image=SQUARE, model="dall-e-3"), "model", "variation-dalle3"),
     _case(
         "edit",
@@ -358,11 +358,11 @@ async def test_validate_false_sends_invalid_requests_as_they_are(recorder: Recor
     ) as client:
         await client.generate(prompt="p", model="dall-e-3", n=2, quality="low")
         await client.edit(image=make_png(32, 64), mask=make_png(8, 8), prompt="p", model="dall-e-2")
-        await client.create_variation(image=SQUARE, model="gpt-image-1")
+        await client.create_variation(image=SQUARE, model="gpt-image-1.5")
     first, second, third = recorder.requests
     assert first.json == {"prompt": "p", "model": "dall-e-3", "n": 2, "quality": "low"}
     assert [p.name for p in second.parts if p.filename] == ["image", "mask"]
-    assert third.fields == {"model": "gpt-image-1"}
+    assert third.fields == {"model": "gpt-image-1.5"}
 
 
 async def test_every_violation_is_listed(client: AsyncImagesClient) -> None:
@@ -373,7 +373,7 @@ async def test_every_violation_is_listed(client: AsyncImagesClient) -> None:
     assert "and 2 more" in str(caught.value)
 
 
-MODELS = [None, "dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-2"]
+MODELS = [None, "dall-e-2", "dall-e-3", "gpt-image-1.5", "gpt-image-1-mini", "gpt-image-2"]
 
 
 def _often_unset(*values: Any) -> st.SearchStrategy[Any]:

@@ -37,12 +37,12 @@ async def test_generate_sends_json_without_unset_fields(
     client: AsyncImagesClient, recorder: Recorder
 ) -> None:
     """A generation posts JSON with exactly the fields given, under their API names."""
-    await client.generate(prompt="a fox", model="gpt-image-1", n=2, quality="low")
+    await client.generate(prompt="a fox", model="gpt-image-1.5", n=2, quality="low")
     (sent,) = recorder.requests
     assert sent.method == "POST"
     assert sent.path == "/v1/images/generations"
     assert sent.headers["Content-Type"] == "application/json"
-    assert sent.json == {"prompt": "a fox", "model": "gpt-image-1", "n": 2, "quality": "low"}
+    assert sent.json == {"prompt": "a fox", "model": "gpt-image-1.5", "n": 2, "quality": "low"}
 
 
 async def test_headers_name_the_library_and_carry_the_settings(recorder: Recorder) -> None:
@@ -81,7 +81,7 @@ async def test_single_image_edit_uses_the_image_part(
     """One input goes as the part ``image`` with its real content type and a length."""
     path = tmp_path / "photo.png"
     path.write_bytes(make_png(32, 32))
-    await client.edit(image=path, prompt="make it blue", model="gpt-image-1", n=1)
+    await client.edit(image=path, prompt="make it blue", model="gpt-image-1.5", n=1)
     sent = recorder.requests[0]
     assert sent.path == "/v1/images/edits"
     assert sent.headers["Content-Type"].startswith("multipart/form-data; boundary=")
@@ -91,7 +91,7 @@ async def test_single_image_edit_uses_the_image_part(
         ("image", "photo.png", "image/png")
     ]
     assert files[0].content == path.read_bytes()
-    assert sent.fields == {"prompt": "make it blue", "model": "gpt-image-1", "n": "1"}
+    assert sent.fields == {"prompt": "make it blue", "model": "gpt-image-1.5", "n": "1"}
 
 
 async def test_every_input_kind_and_sixteen_images_with_a_mask(
@@ -119,7 +119,7 @@ async def test_every_input_kind_and_sixteen_images_with_a_mask(
             image=inputs,  # type: ignore[arg-type]  # a list of every kind on purpose
             mask=("mask.png", mask),
             prompt="a collage",
-            model="gpt-image-1",
+            model="gpt-image-1.5",
         )
     files = [p for p in recorder.requests[0].parts if p.filename]
     assert [p.name for p in files] == ["image[]"] * 16 + ["mask"]
@@ -135,13 +135,13 @@ async def test_json_edit_sends_references(client: AsyncImagesClient, recorder: R
         images=[ImageRef(image_url="https://example.com/a.png"), ImageRef(file_id="file-9")],
         mask=ImageRef(file_id="file-mask"),
         prompt="merge",
-        model="gpt-image-1",
+        model="gpt-image-1.5",
     )
     sent = recorder.requests[0]
     assert sent.headers["Content-Type"] == "application/json"
     assert sent.json == {
         "prompt": "merge",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "images": [{"image_url": "https://example.com/a.png"}, {"file_id": "file-9"}],
         "mask": {"file_id": "file-mask"},
     }

@@ -335,7 +335,7 @@ def generation(case: FaultCase) -> dict[str, Any]:
     if case.stream:
         return {
             "prompt": "a lighthouse at dusk",
-            "model": "gpt-image-1",
+            "model": "gpt-image-1.5",
             "size": "1024x1024",
             "quality": "low",
             "partial_images": 3,

@@ -75,7 +75,7 @@ async def test_cancelling_mid_upload_closes_the_file_and_the_connection(
         with anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
                 group.start_soon(
-                    lambda: client.edit(image=big_image, prompt="p", model="gpt-image-1")
+                    lambda: client.edit(image=big_image, prompt="p", model="gpt-image-1.5")
                 )
                 await wait_until(lambda: files_open(big_image) > 0)
                 await anyio.sleep(0.2)  # let the socket buffers fill
@@ -114,7 +114,7 @@ async def test_leaving_a_stream_early_closes_it(server: LocalImagesServer, how: 
     before = Snapshot.take()
     async with _client(server.base_url) as client:
         stream = await client.generate(
-            prompt="p", model="gpt-image-1", size="1024x1024", quality="low",
+            prompt="p", model="gpt-image-1.5", size="1024x1024", quality="low",
             stream=True, partial_images=3,
         )  # fmt: skip
         if how == "aclose-unread":
@@ -207,7 +207,7 @@ def test_ctrl_c_mid_upload_in_the_sync_client(portal: BlockingPortal, big_image:
                 pytest.raises(KeyboardInterrupt),
                 ctrl_c_when(lambda: recorder.held > 0 and files_open(big_image) > 0),
             ):
-                client.edit(image=big_image, prompt="p", model="gpt-image-1")
+                client.edit(image=big_image, prompt="p", model="gpt-image-1.5")
             wait_until_sync(lambda: files_open(big_image) == 0)
             portal.call(recorder.gate.set)
             wait_until_sync(lambda: recorder.unfinished == 1)
@@ -257,7 +257,7 @@ def test_leaving_a_sync_stream_early_closes_it(portal: BlockingPortal) -> None:
         before = Snapshot.take()
         with ImagesClient(api_key=KEY, base_url=server.base_url) as client:
             stream = client.generate(
-                prompt="p", model="gpt-image-1", size="1024x1024", quality="low",
+                prompt="p", model="gpt-image-1.5", size="1024x1024", quality="low",
                 stream=True, partial_images=3,
             )  # fmt: skip
             with stream:

@@ -91,7 +91,7 @@ def image_bytes(draw: st.DrawFn) -> bytes:
 
 
 TEXT_VALUES = st.one_of(
-    st.sampled_from(["a fox", "dall-e-2", "gpt-image-1", "256x256", "1", "2", "true", "url"]),
+    st.sampled_from(["a fox", "dall-e-2", "gpt-image-1.5", "256x256", "1", "2", "true", "url"]),
     st.sampled_from(["", "-1", "1e3", "0x10", "yes", "nan", "256X256", "null", "[]"]),
     st.text(max_size=20),
 )
@@ -216,7 +216,7 @@ def json_body(draw: st.DrawFn) -> tuple[str, bytes]:
     for name in draw(st.lists(FIELD_NAMES, max_size=4, unique=True)):
         body[name] = draw(st.one_of(TEXT_VALUES, JSON_VALUES))
     if draw(st.booleans()):
-        body["model"] = "gpt-image-1"
+        body["model"] = "gpt-image-1.5"
         body["images"] = draw(st.lists(REFERENCES, max_size=3))
         if draw(st.booleans()):
             body["mask"] = draw(st.one_of(st.just({"image_url": _data_url(MASK)}), REFERENCES))
@@ -369,7 +369,7 @@ async def test_hostile_bodies_are_refused_with_bounded_memory(
         assert 400 <= status < 500, payload[:300]
     assert peak < len(noise) // 4, f"peak {peak} bytes"
     reference = {"image_url": _data_url(noise[: 8 << 20])}
-    body = {"prompt": "p", "model": "gpt-image-1", "images": [reference]}
+    body = {"prompt": "p", "model": "gpt-image-1.5", "images": [reference]}
     status, payload = await _post_streamed(http, edits, "application/json", orjson.dumps(body))
     assert 400 <= status < 500, payload[:300]
     valid = {"prompt": "after the fuzz", "model": "dall-e-2", "size": "256x256"}

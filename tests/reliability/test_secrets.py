@@ -131,7 +131,7 @@ async def test_a_wrong_key_is_redacted_in_the_error_and_the_records() -> None:
 def test_settings_and_requests_do_not_show_the_key() -> None:
     """The client's settings and the request objects have nothing of the key in reprs."""
     client = AsyncImagesClient(api_key=KEY, base_url="http://127.0.0.1:9/v1")
-    request = GenerateRequest(prompt="a fox", model="gpt-image-1")
+    request = GenerateRequest(prompt="a fox", model="gpt-image-1.5")
     assert_secret([repr(client), repr(client._settings), str(client._settings), repr(request)])
 
 

@@ -145,7 +145,7 @@ class Soak:
                 )  # fmt: skip
             else:
                 stream = await self.client.generate(
-                    prompt="soak", model="gpt-image-1", size="1024x1024", quality="low",
+                    prompt="soak", model="gpt-image-1.5", size="1024x1024", quality="low",
                     stream=True, partial_images=1,
                 )  # fmt: skip
                 async with stream:
