@@ -62,6 +62,7 @@ from ._responses import (
     ImagesResponse,
     InputTokensDetails,
     OutputTokensDetails,
+    SvgUsage,
     Usage,
 )
 from ._streaming import AsyncImageStream
@@ -116,6 +117,7 @@ __all__ = [
     "RequestValidationError",
     "SvgOptions",
     "SvgReasoning",
+    "SvgUsage",
     "Timeout",
     "UnprocessableEntityError",
     "Usage",

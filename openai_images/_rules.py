@@ -532,7 +532,8 @@ def _check_gpt_fields(
                 f"output_compression is not supported with {model}",
                 code="unsupported_parameter",
             )
-        elif request.output_format not in ("jpeg", "webp"):
+        elif request.output_format not in ("jpeg", "webp", *_ANIMATED_OR_VECTOR):
+            # (GIF and SVG refuse compression of their own, in _check_output_kinds.)
             found.add(
                 "output_compression", "output_compression needs output_format 'jpeg' or 'webp'"
             )
