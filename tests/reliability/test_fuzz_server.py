@@ -145,7 +145,7 @@ def multipart_body(draw: st.DrawFn) -> tuple[str, bytes]:
     if draw(st.booleans()):  # a well-formed core, so that the checks past the parser run
         parts = [
             b'Content-Disposition: form-data; name="prompt"\r\n\r\na fox',
-            b'Content-Disposition: form-data; name="model"\r\n\r\ndall-e-2',
+            b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-image-2.5-flare',
             b'Content-Disposition: form-data; name="size"\r\n\r\n256x256',
             b'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
             b"Content-Type: image/png\r\n\r\n" + draw(image_bytes()),
@@ -372,7 +372,7 @@ async def test_hostile_bodies_are_refused_with_bounded_memory(
     body = {"prompt": "p", "model": "gpt-image-1.5", "images": [reference]}
     status, payload = await _post_streamed(http, edits, "application/json", orjson.dumps(body))
     assert 400 <= status < 500, payload[:300]
-    valid = {"prompt": "after the fuzz", "model": "dall-e-2", "size": "256x256"}
+    valid = {"prompt": "after the fuzz", "model": "gpt-image-2.5-flare", "size": "256x256"}
     generations = f"{server.base_url}/images/generations"
     status, payload = await _post(http, generations, "application/json", orjson.dumps(valid))
     assert status == 200, payload[:300]

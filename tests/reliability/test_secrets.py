@@ -121,7 +121,7 @@ async def test_a_wrong_key_is_redacted_in_the_error_and_the_records() -> None:
         AsyncImagesClient(api_key=KEY, base_url=server.base_url, max_retries=0) as client,
     ):
         with pytest.raises(APIStatusError) as refused:
-            await client.generate(prompt="p", model="dall-e-2", size="256x256")
+            await client.generate(prompt="p", model="gpt-image-2.5-flare", size="256x256")
         (recorded,) = server.requests
     assert refused.value.status_code == 401
     assert recorded.api_key == redact_key(KEY)
@@ -159,10 +159,28 @@ def test_the_cli_never_prints_the_key(
     ):
         common = [*key_args, "--base-url", server.base_url, "-o", str(tmp_path), "--overwrite"]
         runs = [
-            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", *common],
-            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", "--json", *common],
-            ["generate", "a fox", "--model", "dall-e-3", "--n", "2", *common],
-            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", "--debug", *common],
+            ["generate", "a fox", "--model", "gpt-image-2.5-flare", "--size", "256x256", *common],
+            [
+                "generate",
+                "a fox",
+                "--model",
+                "gpt-image-2.5-flare",
+                "--size",
+                "256x256",
+                "--json",
+                *common,
+            ],
+            ["generate", "a fox", "--model", "gpt-image-2.5-flare", "--n", "11", *common],
+            [
+                "generate",
+                "a fox",
+                "--model",
+                "gpt-image-2.5-flare",
+                "--size",
+                "256x256",
+                "--debug",
+                *common,
+            ],
         ]
         statuses = []
         for index, argv in enumerate(runs):
@@ -208,9 +226,9 @@ async def test_downloads_never_carry_the_key() -> None:
 
 @pytest.mark.anyio
 async def test_url_results_of_the_local_server_are_fetched_without_the_key() -> None:
-    """A dall-e ``url`` result is downloaded from the server's file route with no key."""
+    """A dall-e ``url`` result (legacy server) is downloaded from the file route with no key."""
     async with (
-        LocalImagesServer() as server,
+        LocalImagesServer(legacy=True) as server,
         AsyncImagesClient(api_key=KEY, base_url=server.base_url) as client,
     ):
         result = await client.generate(

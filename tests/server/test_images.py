@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
 import random
 import re
 import struct
+import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable
 from pathlib import Path
