@@ -4,7 +4,8 @@ Think moto, but real HTTP on 127.0.0.1: any client (this library's, the official
 curl) sees the API's routes, validation, errors, headers, streams and rate limits, and gets
 real PNG, JPEG, WebP, GIF or SVG images back. It models today's API;
 ``LocalImagesServer(legacy=True)`` also serves the retired models and variations.
-Faults are scripted from Python with ``Fault``. Needs Pillow (``pip install 'openai-images[server]'``).
+Faults are scripted from Python with ``Fault``. Needs Pillow
+(``pip install 'openai-images[server]'``).
 
 Example:
     ```python
