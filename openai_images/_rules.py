@@ -347,7 +347,7 @@ def check_images(
 
     Example:
         >>> info = ImageInfo(filename="a.gif", content_type=None, size=10)
-        >>> [v.message for v in check_images(VariationRequest(image=b""), [info])]
+        >>> [v.message for v in check_images(EditRequest(prompt="p", image=b""), [info])]
         ["'a.gif' is not a PNG, JPEG or WebP image"]
     """
     found = _Found()
