@@ -103,8 +103,12 @@ class GenerateRequest:
     """A request to ``POST /images/generations``.
 
     Example:
-        >>> GenerateRequest(prompt="a lighthouse at dusk", model="gpt-image-1", size="1024x1024")
-        GenerateRequest(prompt='a lighthouse at dusk', model='gpt-image-1', ...)
+        >>> GenerateRequest(prompt="a lighthouse", model="gpt-image-2.5-flare", size="1536x864")
+        GenerateRequest(prompt='a lighthouse', model='gpt-image-2.5-flare', n=None, size='1536x864', ...)
+
+    ``output_format="gif"`` takes ``frame_count`` and ``frame_duration_ms``;
+    ``output_format="svg"`` takes ``svg`` (and ``n=1``). ``safety_identifier`` is a stable,
+    hashed id of the end user, preferred over the deprecated ``user``.
     """
 
     endpoint: Endpoint = attrs.field(default="generations", init=False, repr=False)
@@ -136,7 +140,9 @@ class EditRequest:
 
     Give ``image`` (one input, or a list of up to 16) for a multipart upload, or ``images``
     (a list of ``ImageRef``) for a JSON edit by reference. ``mask`` is an input for
-    multipart edits and an ``ImageRef`` for JSON edits.
+    multipart edits and an ``ImageRef`` for JSON edits. ``markup`` (GPT Image 2.5, uploads
+    only, never with ``mask``) is a PNG with transparent pixels drawn over the first image
+    to guide the edit.
 
     Example:
         >>> EditRequest(image=["a.png", "b.png"], prompt="put them in a basket").image_count
@@ -193,7 +199,10 @@ class EditRequest:
 
 @attrs.frozen(kw_only=True)
 class VariationRequest:
-    """A request to ``POST /images/variations`` (dall-e-2 only).
+    """A request to ``POST /images/variations``: retired by the API, kept for compatible servers.
+
+    Only ``dall-e-2`` (itself retired on 2026-05-12) ever made variations; edit with a GPT
+    image model instead.
 
     Example:
         >>> VariationRequest(image="cat.png", n=2, size="512x512")
