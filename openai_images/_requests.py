@@ -103,8 +103,8 @@ class GenerateRequest:
     """A request to ``POST /images/generations``.
 
     Example:
-        >>> GenerateRequest(prompt="a lighthouse", model="gpt-image-2.5-flare", size="1536x864")
-        GenerateRequest(prompt='a lighthouse', model='gpt-image-2.5-flare', n=None, size='1536x864', ...)
+        >>> GenerateRequest(prompt="a fox", model="gpt-image-2.5-flare", size="1536x864")
+        GenerateRequest(prompt='a fox', model='gpt-image-2.5-flare', n=None, size='1536x864', ...)
 
     ``output_format="gif"`` takes ``frame_count`` and ``frame_duration_ms``;
     ``output_format="svg"`` takes ``svg`` (and ``n=1``). ``safety_identifier`` is a stable,
