@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_images import EditRequest, GenerateRequest, ImageRef, VariationRequest
+from openai_images._multipart import flatten_fields
+from openai_images.testing import _intake
 from openai_images.testing._intake import spool_reference, structure_request
 from openai_images.testing._results import InputImage, images_response, make_plan, wire_body
 from openai_images.testing._server import redact_key
@@ -162,3 +164,28 @@ def test_wire_bodies_leave_out_unset_fields_and_client_metadata() -> None:
 def test_keys_are_redacted(key: str, shown: str) -> None:
     """Short keys are hidden whole; long ones keep a prefix and the last four characters."""
     assert redact_key(key) == shown
+
+
+_keys = st.text(
+    alphabet=st.characters(blacklist_characters="[]", blacklist_categories=["Cs"]),
+    min_size=1,
+    max_size=6,
+)
+_nested: st.SearchStrategy[Any] = st.recursive(
+    st.text(max_size=6),
+    lambda inner: st.dictionaries(_keys, inner, min_size=1, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(fields=st.dictionaries(_keys, _nested, max_size=4))
+def test_bracketed_fields_read_back_as_the_objects_sent(fields: dict[str, Any]) -> None:
+    """What the client flattens to ``a[b][c]`` fields, the server nests back, unchanged."""
+    read: dict[str, Any] = {}
+    for name, value in flatten_fields(fields):
+        path = _intake._bracketed(name)
+        if path is None:
+            read[name] = value
+        else:
+            _intake._nest(read, name, path, value)
+    assert read == fields
