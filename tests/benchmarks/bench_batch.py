@@ -160,9 +160,9 @@ def _edits(count: int) -> Iterator[EditRequest]:
         yield EditRequest(
             image=image,
             prompt=f"edit {index}",
-            model="dall-e-2",
+            model="gpt-image-2.5-flare",
             size="256x256",
-            response_format="b64_json",
+            quality="low",
         )
 
 
