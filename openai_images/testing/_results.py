@@ -319,8 +319,8 @@ def _resolve_size(
     parsed = parse_size(request.size) if request.size is not None else None
     if parsed is not None:
         return parsed
-    if gpt and request.size == "auto" and isinstance(request, EditRequest) and inputs:
-        # "auto" follows the first input's orientation.
+    if gpt and request.size in (None, "auto") and isinstance(request, EditRequest) and inputs:
+        # "auto" (an edit's default since 2026) follows the first input's orientation.
         first = inputs[0]
         if first.width * 5 > first.height * 6:
             return 1536, 1024

@@ -386,3 +386,14 @@ async def test_serve_forever_runs_until_cancelled(http: aiohttp.ClientSession) -
         assert (await post(http, server, "generations", json=body))[0] == 200
         assert server.requests == []
         group.cancel_scope.cancel()
+
+
+async def test_an_edit_without_a_size_follows_its_input(
+    server: LocalImagesServer, http: aiohttp.ClientSession
+) -> None:
+    """An edit's size defaults to auto (since 2026): a wide input makes a wide image."""
+    files = [("image", "wide.png", picture(96, 48), "image/png")]
+    fields = {"prompt": "tidy it", "model": "gpt-image-1.5", "quality": "low"}
+    status, _, answer = await post(http, server, "edits", data=form(fields, files))
+    assert status == 200
+    assert answer["size"] == "1536x1024"
