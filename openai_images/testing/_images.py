@@ -484,16 +484,21 @@ def _encode(image: Image.Image, job: RenderJob) -> bytes:
 
 def _gif(image: Image.Image, job: RenderJob) -> bytes:
     """An animated GIF: the picture scrolls one step sideways per frame, a bar grows below."""
-    base = _flatten(image)
+    # One palette for every frame, worked out once: the frames are the same picture moved.
+    base = _flatten(image).quantize(colors=255, method=Image.Quantize.FASTOCTREE)
+    palette = base.getpalette() or []
+    palette = palette[: 255 * 3] + [0] * max(0, 255 * 3 - len(palette)) + list(_WHITE)
+    base.putpalette(palette)
     width, height = base.size
     bar = max(2, height // 64)
     frames = []
     for frame in range(job.frame_count):
         shifted = ImageChops.offset(base, frame * width // job.frame_count, 0)
-        # The bar keeps every frame distinct, so the encoder never merges two of them.
+        # The bar (palette entry 255, white) keeps every frame distinct, so the encoder
+        # never merges two of them.
         ImageDraw.Draw(shifted).rectangle(
             (0, height - bar, (frame + 1) * width // job.frame_count - 1, height - 1),
-            fill=_WHITE,
+            fill=255,
         )
         frames.append(shifted)
     duration = min(MAX_FRAME_DURATION_MS, round(job.frame_duration_ms / 10) * 10)
