@@ -74,6 +74,7 @@ from ._responses import (
     ImagesResponse,
     InputTokensDetails,
     OutputTokensDetails,
+    SvgUsage,
     Usage,
 )
 from ._streaming import AsyncImageStream
@@ -138,6 +139,7 @@ __all__ = [
     "ResponseTooLargeError",
     "SvgOptions",
     "SvgReasoning",
+    "SvgUsage",
     "Timeout",
     "UnprocessableEntityError",
     "Usage",

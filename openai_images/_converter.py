@@ -212,6 +212,7 @@ def configure_converter(conv: cattrs.Converter, *, strict: bool = False) -> None
             conv,
             request_id=override(omit=True),
             headers=override(omit=True),
+            raw=override(omit=True),
         ),
     )
 
@@ -329,14 +330,16 @@ def structure_response(
             response body as the contract describes it.
     """
     response = converter.structure(data, ImagesResponse)
-    return ImagesResponse(
-        created=response.created,
-        data=response.data,
-        background=response.background,
-        output_format=response.output_format,
-        quality=response.quality,
-        size=response.size,
-        usage=response.usage,
+    return attrs.evolve(
+        response,
+        # Each image learns the response's format, so saving it picks the right extension.
+        data=tuple(
+            image
+            if image.output_format is not None
+            else attrs.evolve(image, output_format=response.output_format)
+            for image in response.data
+        ),
         request_id=request_id,
         headers=headers if headers is not None else {},
+        raw=data,
     )

@@ -1,10 +1,11 @@
 """``openai-images demo``: what the library is for, in one run, with timings.
 
 It starts a local Images server in-process (or, with ``real=True``, uses the real API),
-then generates an image, draws four product photos and edits them into one gift basket
-with a mask, makes a variation, streams a generation with partial images, and sends a
-batch of concurrent edits with a progress bar. Every image lands under the output folder;
-a table of requests, wall time, throughput and tokens per step comes last.
+then generates an image with a current model, draws four product photos and edits them
+into one gift basket with a mask, guides an edit with markup drawn over a photo, makes an
+animated GIF and an SVG, streams a generation with partial images, and sends a batch of
+concurrent edits with a progress bar. Every image lands under the output folder; a table
+of requests, wall time, throughput and tokens per step comes last.
 
 Only the public API is used, so this file doubles as an example of it.
 """
@@ -25,14 +26,18 @@ import attrs
 from openai_images import (
     AsyncImagesClient,
     EditRequest,
+    GenerateRequest,
     ImageGenCompletedEvent,
     ImageGenPartialImageEvent,
     ImagesResponse,
+    SvgOptions,
+    SvgReasoning,
     Usage,
 )
 from openai_images._imagebytes import image_bytes
 from openai_images._progress import progress_display
 from openai_images._responses import write_atomically
+from openai_images._sniff import image_extension
 
 try:
     from PIL import Image, ImageDraw, ImageFont
@@ -51,6 +56,9 @@ PRODUCTS = ("soap", "candle", "tea", "jam")
 
 _PHOTO_SIZE = 256
 
+MODEL = "gpt-image-2.5-flare"
+"""The demo's image model: a current one, with custom sizes, GIF and SVG output, and markup."""
+
 
 @attrs.frozen(kw_only=True)
 class StepResult:
@@ -60,7 +68,7 @@ class StepResult:
         name: What the step did.
         requests: The requests it sent.
         seconds: Its wall time.
-        tokens: The tokens the API reported, or ``None`` when it reports none (DALL-E).
+        tokens: The tokens the API reported, or ``None`` when it reports none.
         files: The images it wrote.
         failed: Its requests that failed.
     """
@@ -139,7 +147,7 @@ def draw_products(folder: Path, *, size: int = _PHOTO_SIZE) -> tuple[list[Path],
     """Draw the four product photos and a mask as square PNGs in ``folder``.
 
     The mask is opaque with a transparent oval in the middle: the API edits only where
-    the mask's alpha is 0.
+    the mask's alpha is 0. A markup sketch (``markup.png``) is drawn beside them.
 
     Returns:
         The photos' paths in ``PRODUCTS`` order, and the mask's path.
@@ -162,6 +170,12 @@ def draw_products(folder: Path, *, size: int = _PHOTO_SIZE) -> tuple[list[Path],
     ImageDraw.Draw(mask).ellipse((inset, inset, size - inset, size - inset), fill=(0, 0, 0, 0))
     mask_path = folder / "mask.png"
     mask.save(mask_path, format="PNG")
+    # Markup: transparent but for what the edit should follow, here a ring and an arrow.
+    markup = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    sketch = ImageDraw.Draw(markup)
+    sketch.ellipse((size // 4, size // 8, size * 3 // 4, size // 2), outline="#e0245e", width=4)
+    sketch.line((size // 8, size * 7 // 8, size // 3, size // 2), fill="#e0245e", width=4)
+    markup.save(folder / "markup.png", format="PNG")
     return paths, mask_path
 
 
@@ -181,8 +195,9 @@ async def _save(
 ) -> list[Path]:
     paths = []
     for index, image in enumerate(response.data, start=1):
-        path = folder / f"{stem}-{index}.png"
         data = await image_bytes(image, downloader=client, position=index - 1)
+        extension = image_extension(data, output_format=response.output_format)
+        path = folder / f"{stem}-{index}.{extension}"
         await anyio.to_thread.run_sync(write_atomically, path, data)
         paths.append(path)
     return paths
@@ -192,13 +207,13 @@ async def _generate(client: AsyncImagesClient, folder: Path) -> StepResult:
     started = time.perf_counter()
     response = await client.generate(
         prompt="a cosy kitchen shelf of handmade goods, morning light",
-        model="gpt-image-1",
+        model=MODEL,
         size="1024x1024",
         quality="low",
     )
     files = await _save(client, response, folder, "generation")
     return StepResult(
-        name="generate (gpt-image-1)",
+        name=f"generate ({MODEL})",
         requests=1,
         seconds=time.perf_counter() - started,
         tokens=_tokens(response.usage),
@@ -214,7 +229,7 @@ async def _gift_basket(
         image=list(photos),
         mask=mask,
         prompt="a gift basket with the soap, the candle, the tea and the jam, tied with a bow",
-        model="gpt-image-1",
+        model="gpt-image-1.5",
         size="1024x1024",
         quality="low",
     )
@@ -228,16 +243,65 @@ async def _gift_basket(
     )
 
 
-async def _variation(client: AsyncImagesClient, folder: Path, photo: Path) -> StepResult:
+async def _markup(client: AsyncImagesClient, folder: Path, photo: Path, markup: Path) -> StepResult:
     started = time.perf_counter()
-    # dall-e-2 answers with a url by default; _save downloads it.
-    response = await client.create_variation(image=photo, model="dall-e-2", size="256x256")
-    files = await _save(client, response, folder, "variation")
+    # markup is drawn over the image to guide the edit (GPT Image 2.5; never with a mask).
+    request = EditRequest(
+        image=photo,
+        markup=markup,
+        prompt="add a sprig of lavender where the ring is, following the arrow",
+        model=MODEL,
+        quality="low",
+    )
+    response = await client.send(request)
+    files = await _save(client, response, folder, "markup-edit")
     return StepResult(
-        name="variation (dall-e-2)",
+        name="markup edit",
         requests=1,
         seconds=time.perf_counter() - started,
-        tokens=None,
+        tokens=_tokens(response.usage),
+        files=tuple(files),
+    )
+
+
+async def _gif(client: AsyncImagesClient, folder: Path) -> StepResult:
+    started = time.perf_counter()
+    request = GenerateRequest(
+        prompt="a candle flame flickering, loopable",
+        model=MODEL,
+        output_format="gif",
+        frame_count=6,
+        frame_duration_ms=120,
+        size="256x256",
+    )
+    response = await client.send(request)
+    files = await _save(client, response, folder, "animation")
+    return StepResult(
+        name="gif (6 frames)",
+        requests=1,
+        seconds=time.perf_counter() - started,
+        tokens=_tokens(response.usage),
+        files=tuple(files),
+    )
+
+
+async def _svg(client: AsyncImagesClient, folder: Path) -> StepResult:
+    started = time.perf_counter()
+    request = GenerateRequest(
+        prompt="a flat logo for a shop of handmade goods",
+        model="gpt-image-2.5-sunburst",
+        output_format="svg",
+        svg=SvgOptions(model="gpt-5.5", reasoning=SvgReasoning(effort="low")),
+        size="512x512",
+    )
+    response = await client.send(request)
+    files = await _save(client, response, folder, "logo")
+    svg_tokens = response.svg_usage.total_tokens if response.svg_usage is not None else None
+    return StepResult(
+        name="svg (logo)",
+        requests=1,
+        seconds=time.perf_counter() - started,
+        tokens=_add(_tokens(response.usage), svg_tokens),
         files=tuple(files),
     )
 
@@ -248,7 +312,7 @@ async def _stream(client: AsyncImagesClient, folder: Path, out: TextIO) -> StepR
     tokens = None
     stream = await client.generate(
         prompt="a lighthouse on a cliff at dusk, watercolor",
-        model="gpt-image-1",
+        model=MODEL,
         size="1024x1024",
         quality="low",
         stream=True,
@@ -303,9 +367,9 @@ async def _batch(
             image=photo,
             mask=mask,
             prompt=f"the bar of soap {_TOUCHES[index % len(_TOUCHES)]}, product photo #{index}",
-            model="dall-e-2",
+            model=MODEL,
             size="256x256",
-            response_format="b64_json",
+            quality="low",
         )
         for index in range(size)
     )
@@ -395,7 +459,11 @@ async def run_demo(
         _report(results[-1], out)
         results.append(await _gift_basket(client, folder, photos, mask))
         _report(results[-1], out)
-        results.append(await _variation(client, folder, photos[-1]))
+        results.append(await _markup(client, folder, photos[1], inputs / "markup.png"))
+        _report(results[-1], out)
+        results.append(await _gif(client, folder))
+        _report(results[-1], out)
+        results.append(await _svg(client, folder))
         _report(results[-1], out)
         print("Streaming a generation:", file=out)
         results.append(await _stream(client, folder, out))

@@ -26,7 +26,7 @@ import attrs
 from ._errors import RequestValidationError, Violation
 from ._inputs import DEFAULT_CHUNK_SIZE, ImageSource
 
-__all__ = ["MultipartBody", "MultipartEncoder", "build_multipart"]
+__all__ = ["MultipartBody", "MultipartEncoder", "build_multipart", "flatten_fields"]
 
 # RFC 2046 bchars, at most 70 of them, not ending in a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -201,6 +201,24 @@ def _slices(data: bytes, size: int) -> Iterator[bytes]:
     return (data[start : start + size] for start in range(0, len(data), size))
 
 
+def flatten_fields(fields: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """A request's wire fields as form fields: nested objects become bracketed names.
+
+    ``None`` values are left out at every level, as the official SDK does.
+
+    Example:
+        >>> list(flatten_fields({"n": 1, "svg": {"model": "m", "reasoning": {"effort": "low"}}}))
+        [('n', 1), ('svg[model]', 'm'), ('svg[reasoning][effort]', 'low')]
+    """
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            yield from flatten_fields({f"{name}[{key}]": item for key, item in value.items()})
+        else:
+            yield name, value
+
+
 def build_multipart(
     *,
     fields: Mapping[str, Any],
@@ -211,9 +229,9 @@ def build_multipart(
 
     Args:
         fields: The request's wire fields (``request_fields(request)``); ``None`` values
-            are left out.
+            are left out, nested objects go as bracketed fields (``svg[model]``).
         files: ``(part name, source)`` pairs in order: ``image`` for a single input,
-            ``image[]`` for each of a list, ``mask``.
+            ``image[]`` for each of a list, ``mask``, ``markup``.
         boundary: A fixed boundary (for tests); random otherwise.
 
     Example:
@@ -222,7 +240,7 @@ def build_multipart(
         ('multipart/form-data; boundary=b', 120, True)
     """
     encoder = MultipartEncoder(boundary=boundary)
-    text_parts = [encoder.field(name, value) for name, value in fields.items() if value is not None]
+    text_parts = [encoder.field(name, value) for name, value in flatten_fields(fields)]
     parts: list[bytes | tuple[str, ImageSource]] = list(text_parts)
     file_parts: list[tuple[bytes, int | None]] = []
     listed = 0

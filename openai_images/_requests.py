@@ -152,8 +152,12 @@ class GenerateRequest:
         partial_images: Partial images to stream before the final one, 0-3.
 
     Example:
-        >>> GenerateRequest(prompt="a lighthouse at dusk", model="gpt-image-1", size="1024x1024")
-        GenerateRequest(prompt='a lighthouse at dusk', model='gpt-image-1', ...)
+        >>> GenerateRequest(prompt="a fox", model="gpt-image-2.5-flare", size="1536x864")
+        GenerateRequest(prompt='a fox', model='gpt-image-2.5-flare', n=None, size='1536x864', ...)
+
+    ``output_format="gif"`` takes ``frame_count`` and ``frame_duration_ms``;
+    ``output_format="svg"`` takes ``svg`` (and ``n=1``). ``safety_identifier`` is a stable,
+    hashed id of the end user, preferred over the deprecated ``user``.
     """
 
     endpoint: Endpoint = attrs.field(default="generations", init=False, repr=False)
@@ -185,7 +189,9 @@ class EditRequest:
 
     Give ``image`` (one input, or a list of up to 16) for a multipart upload, or ``images``
     (a list of ``ImageRef``) for a JSON edit by reference. ``mask`` is an input for
-    multipart edits and an ``ImageRef`` for JSON edits.
+    multipart edits and an ``ImageRef`` for JSON edits. ``markup`` (GPT Image 2.5, uploads
+    only, never with ``mask``) is a PNG with transparent pixels drawn over the first image
+    to guide the edit.
 
     Attributes:
         prompt: What to change, in words.
@@ -270,7 +276,10 @@ class EditRequest:
 
 @attrs.frozen(kw_only=True)
 class VariationRequest:
-    """A request to ``POST /images/variations`` (dall-e-2 only).
+    """A request to ``POST /images/variations``: retired by the API, kept for compatible servers.
+
+    Only ``dall-e-2`` (itself retired on 2026-05-12) ever made variations; edit with a GPT
+    image model instead.
 
     Attributes:
         image: The square PNG to vary: a path, bytes, a binary file, or

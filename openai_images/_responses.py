@@ -12,11 +12,12 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import attrs
 
 from ._errors import InvalidImageDataError
+from ._sniff import image_extension
 
 __all__ = [
     "Image",
@@ -29,6 +30,7 @@ __all__ = [
     "ImagesResponse",
     "InputTokensDetails",
     "OutputTokensDetails",
+    "SvgUsage",
     "Usage",
     "write_atomically",
 ]
@@ -70,12 +72,13 @@ def _b64_repr(value: str | None) -> str:
 
 
 class _HasImageData:
-    """``content()`` and ``save()`` for anything that carries ``b64_json``."""
+    """``content()``, ``text()`` and ``save()`` for anything that carries ``b64_json``."""
 
     b64_json: str | None
+    output_format: str | None
 
     def content(self) -> bytes:
-        """The image's bytes, decoded from ``b64_json``.
+        """The image's bytes, decoded from ``b64_json`` (an SVG's UTF-8 text).
 
         Raises:
             ValueError: The result is a ``url`` (use ``await client.download(image)``).
@@ -99,8 +102,39 @@ class _HasImageData:
                 body=self.b64_json[:200].encode("utf-8", "replace"),
             ) from None
 
+    def text(self) -> str:
+        """An SVG result as the text it is.
+
+        Example:
+            >>> Image(b64_json="PHN2Zy8+", output_format="svg").text()
+            '<svg/>'
+
+        Raises:
+            ValueError: The result is not an SVG document, or is a ``url`` result.
+        """
+        data = self.content()
+        if self.extension != "svg":
+            raise ValueError(f"this image is {self.extension}, not SVG text; use content()")
+        return data.decode("utf-8")
+
+    @property
+    def extension(self) -> str:
+        """The file extension its bytes call for (``png``, ``jpg``, ``webp``, ``gif``, ``svg``).
+
+        Read from the bytes themselves, else from ``output_format``.
+
+        Example:
+            >>> Image(b64_json="R0lGODlh").extension
+            'gif'
+        """
+        data = self.content()
+        return image_extension(data, output_format=self.output_format)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the image to ``path`` atomically and return the path.
+        """Write the image to ``path`` atomically and return the path written.
+
+        A path without a suffix gets the one the image calls for (``.png``, ``.gif``,
+        ``.svg``...); an SVG is written as its text, byte for byte.
 
         Nothing is written when the data does not decode (see ``content``).
 
@@ -108,9 +142,13 @@ class _HasImageData:
             ```python
             Image(b64_json="aGk=").save(tmp_path / "out.png").read_bytes()
             # -> b'hi'
+            response.data[0].save("poster")  # -> Path('poster.svg') for an SVG result
             ```
         """
-        return write_atomically(path, self.content())
+        target = Path(path)
+        if not target.suffix:
+            target = target.with_name(f"{target.name}.{self.extension}")
+        return write_atomically(target, self.content())
 
 
 @attrs.frozen(kw_only=True)
@@ -125,6 +163,8 @@ class Image(_HasImageData):
     b64_json: str | None = attrs.field(default=None, repr=_b64_repr)
     url: str | None = None
     revised_prompt: str | None = None
+    output_format: str | None = attrs.field(default=None, repr=False)
+    """The response's ``output_format``, copied here so the image knows its file type."""
 
 
 @attrs.frozen(kw_only=True)
@@ -155,6 +195,17 @@ class Usage:
 
 
 @attrs.frozen(kw_only=True)
+class SvgUsage:
+    """Token counts of the SVG author (``output_format="svg"``), apart from ``usage``."""
+
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
 class ImagesResponse:
     """The answer of all three endpoints.
 
@@ -162,8 +213,18 @@ class ImagesResponse:
         created: When the images were made, in Unix seconds.
         data: The images, in order.
         usage: Token counts (GPT image models).
+        svg_usage: The SVG author's token counts (SVG output).
+        safety_identifier: The end-user id the API used: the request's
+            ``safety_identifier``, else its ``user``.
         request_id: The response's ``x-request-id``, for support tickets and logs.
         headers: All response headers, rate-limit headers included.
+        raw: The JSON body as it arrived, for fields this library does not model yet.
+
+    Example:
+        ```python
+        response = await client.generate(prompt="a fox", model="gpt-image-2.5-flare")
+        response.raw.get("a_field_from_next_year")
+        ```
     """
 
     created: int
@@ -173,8 +234,11 @@ class ImagesResponse:
     quality: str | None = None
     size: str | None = None
     usage: Usage | None = None
+    svg_usage: SvgUsage | None = None
+    safety_identifier: str | None = None
     request_id: str | None = attrs.field(default=None, eq=False)
     headers: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -202,6 +266,7 @@ class ImageGenCompletedEvent(_StreamEventBase):
 
     type: str = "image_generation.completed"
     usage: Usage | None = None
+    safety_identifier: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -218,6 +283,7 @@ class ImageEditCompletedEvent(_StreamEventBase):
 
     type: str = "image_edit.completed"
     usage: Usage | None = None
+    safety_identifier: str | None = None
 
 
 ImageGenStreamEvent: TypeAlias = ImageGenPartialImageEvent | ImageGenCompletedEvent

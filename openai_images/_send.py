@@ -18,12 +18,13 @@ does.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal, Protocol, overload
 
@@ -39,6 +40,7 @@ from ._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
+    APIStatusError,
     ClientClosedError,
     MissingAPIKeyError,
     OpenAIImagesError,
@@ -53,7 +55,7 @@ from ._multipart import build_multipart
 from ._requests import EditRequest, GenerateRequest, ImageRef, ImageRequest, VariationRequest
 from ._responses import ImagesResponse
 from ._retry import RetryPolicy, retry_delay, should_retry
-from ._rules import check, check_images
+from ._rules import check, check_images, legacy_model_note
 from ._streaming import AsyncImageStream
 from ._transport import Body, Exchange, StreamingExchange, Transport
 
@@ -329,16 +331,17 @@ class Sender:
         ``observer`` hooks every attempt (see ``AttemptObserver``).
         """
         url, params, headers, body, replayable = await self._prepare(request, options)
-        exchange = await self._attempts(
-            "POST",
-            url,
-            headers=headers,
-            params=params,
-            body=body,
-            options=options,
-            replayable=replayable,
-            observer=observer,
-        )
+        with _retirement_noted(request.model):
+            exchange = await self._attempts(
+                "POST",
+                url,
+                headers=headers,
+                params=params,
+                body=body,
+                options=options,
+                replayable=replayable,
+                observer=observer,
+            )
         return parse_images_response(exchange)
 
     async def open_stream(
@@ -349,16 +352,17 @@ class Sender:
         if not request.stream:
             request = attrs.evolve(request, stream=True)
         url, params, headers, body, replayable = await self._prepare(request, options)
-        exchange = await self._attempts(
-            "POST",
-            url,
-            headers={**headers, "Accept": "text/event-stream"},
-            params=params,
-            body=body,
-            options=options,
-            replayable=replayable,
-            stream=True,
-        )
+        with _retirement_noted(request.model):
+            exchange = await self._attempts(
+                "POST",
+                url,
+                headers={**headers, "Accept": "text/event-stream"},
+                params=params,
+                body=body,
+                options=options,
+                replayable=replayable,
+                stream=True,
+            )
         return AsyncImageStream(exchange)
 
     async def download(self, url: str, *, timeout: float | Timeout | None = None) -> bytes:
@@ -504,8 +508,9 @@ class Sender:
         files = await self._resolve_files(request)
         if self.validate:
             images = [source.info for name, source in files if name.startswith("image")]
-            masks = [source.info for name, source in files if name == "mask"]
-            _refuse(check(request) + check_images(request, images, masks[0] if masks else None))
+            named = {name: source.info for name, source in files if name in ("mask", "markup")}
+            found = check_images(request, images, named.get("mask"), markup=named.get("markup"))
+            _refuse(check(request) + found)
         try:
             multipart = build_multipart(fields=fields, files=files)
         except UnicodeEncodeError as exc:
@@ -864,3 +869,18 @@ def configure_logging(environ: Mapping[str, str] = os.environ) -> None:
     )
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _retirement_noted(model: str | None) -> Iterator[None]:
+    """A server's refusal of a retired model says when it retired and what replaced it
+    (the request still goes out: Azure deployments and compatible servers may serve it)."""
+    try:
+        yield
+    except APIStatusError as error:
+        note = legacy_model_note(model) if model is not None else None
+        about_the_model = error.status_code == 404 or error.param == "model"
+        if note is not None and about_the_model and note not in error.message:
+            error.message = f"{error.message} ({note})"
+            error.args = (error.message,)
+        raise

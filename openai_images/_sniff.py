@@ -8,6 +8,7 @@ of the image) need the dimensions. Both come from the header, so nobody has to d
 
 from __future__ import annotations
 
+import re
 import struct
 
 import attrs
@@ -28,6 +29,11 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 """The file extension (without its dot) for each image type the API takes."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# An SVG document: optional BOM, XML declaration, comments or doctype, then <svg.
+_SVG_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<svg[\s>/]",
+    re.S,
+)
 # JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 and CC are not frames.
 _JPEG_SOF = frozenset(
     {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -183,8 +189,15 @@ def image_extension(data: bytes, *, output_format: str | None = None, fallback: 
         'jpg'
         >>> image_extension(b"?", output_format="webp")
         'webp'
+        >>> image_extension(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>')
+        'svg'
     """
     content_type = sniff(data[:HEAD_BYTES], filename="").content_type
     if content_type is not None:
         return EXTENSIONS[content_type]
+    # Output formats that are never inputs: an animated GIF, an SVG document.
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if _SVG_START.match(data[:1024]):
+        return "svg"
     return format_extension(output_format, fallback=fallback)

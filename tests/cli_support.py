@@ -14,8 +14,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[LocalImagesServer]:
-    """One local server for the whole module (each test clears what it recorded)."""
-    with LocalImagesServer.in_thread() as server:
+    """One local server for the whole module (each test clears what it recorded).
+
+    Legacy, so the commands for retired models and the retired variations endpoint can be
+    tested too.
+    """
+    with LocalImagesServer.in_thread(legacy=True) as server:
         yield server
 
 

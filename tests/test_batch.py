@@ -48,22 +48,22 @@ KEY = "test-key"
 
 
 def generation(index: int, **fields: Any) -> GenerateRequest:
-    """A cheap request: one small dall-e-2 image as base64."""
-    settings: dict[str, Any] = {"model": "dall-e-2", "size": "256x256"}
-    settings["response_format"] = "b64_json"
+    """A cheap request: one small image (a custom size) from a current model."""
+    settings: dict[str, Any] = {"model": "gpt-image-2.5-flare", "size": "256x256"}
+    settings["quality"] = "low"
     settings.update(fields)
     return GenerateRequest(prompt=f"item {index}", **settings)
 
 
 def invalid(index: int) -> GenerateRequest:
-    """A request the rules refuse before sending (dall-e-2 has no such size)."""
-    return GenerateRequest(prompt=f"item {index}", model="dall-e-2", size="999x999")
+    """A request the rules refuse before sending (sides must be multiples of 16)."""
+    return GenerateRequest(prompt=f"item {index}", model="gpt-image-2.5-flare", size="999x999")
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[LocalImagesServer]:
-    """A local Images server."""
-    async with LocalImagesServer() as running:
+    """A local Images server; legacy, so that a retired DALL·E model can still answer a url."""
+    async with LocalImagesServer(legacy=True) as running:
         yield running
 
 
@@ -305,7 +305,7 @@ async def test_retries_and_429s_are_counted(
 
 async def test_a_stream_request_is_refused_in_a_batch(client: AsyncImagesClient) -> None:
     """A batch takes whole responses: a ``stream=True`` item fails on its own."""
-    streamed = GenerateRequest(prompt="p", model="gpt-image-1", stream=True)
+    streamed = GenerateRequest(prompt="p", model="gpt-image-1.5", stream=True)
     report = await client.run_batch([streamed, generation(1)])
     first, second = report.results
     assert isinstance(first.error, RequestValidationError)
@@ -413,15 +413,20 @@ async def test_outputs_are_named_by_index_or_key_and_marked_done(
 async def test_url_results_are_downloaded_and_formats_give_the_extension(
     client: AsyncImagesClient, tmp_path: Path
 ) -> None:
-    """A ``url`` result is fetched and sniffed (png); ``output_format="jpeg"`` is ``.jpg``."""
+    """A ``url`` result is fetched and sniffed (png); jpeg is ``.jpg``, gif and svg their own."""
     requests = [
         GenerateRequest(prompt="a url", model="dall-e-2", size="256x256"),
         GenerateRequest(
             prompt="a jpeg", model="gpt-image-1-mini", quality="low", output_format="jpeg"
         ),
+        generation(2, output_format="gif", frame_count=2, quality=None),
+        generation(3, output_format="svg", quality=None),
     ]
     report = await client.run_batch(requests, output_dir=tmp_path)
-    url, jpeg = report.results
+    url, jpeg, gif, svg = report.results
+    assert [path.name for path in gif.paths] == ["000002.gif"]
+    assert [path.name for path in svg.paths] == ["000003.svg"]
+    assert svg.paths[0].read_text().startswith("<?xml")
     assert url.response is not None
     assert url.response.data[0].url
     assert [path.name for path in url.paths] == ["000000.png"]
@@ -532,7 +537,7 @@ async def test_cancelling_a_batch_of_uploads_closes_every_connection_and_file(
     async with Stall() as stall:
         async with AsyncImagesClient(api_key=KEY, base_url=stall.base_url) as client:
             requests = (
-                EditRequest(image=image, prompt=f"edit {i}", model="gpt-image-1")
+                EditRequest(image=image, prompt=f"edit {i}", model="gpt-image-1.5")
                 for i in range(1000)
             )
             with anyio.CancelScope() as scope:

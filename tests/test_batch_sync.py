@@ -25,9 +25,9 @@ KEY = "test-key"
 
 
 def generation(index: int) -> GenerateRequest:
-    """A cheap request: one small dall-e-2 image as base64."""
+    """A cheap request: one small image (a custom size) from a current model."""
     return GenerateRequest(
-        prompt=f"item {index}", model="dall-e-2", size="256x256", response_format="b64_json"
+        prompt=f"item {index}", model="gpt-image-2.5-flare", size="256x256", quality="low"
     )
 
 
@@ -75,7 +75,7 @@ def test_map_in_order_from_a_generator_with_progress(client: ImagesClient) -> No
 def test_run_batch_writes_outputs_and_reports(client: ImagesClient, tmp_path: Path) -> None:
     """``run_batch`` returns the results in order and the counts, with files written."""
     requests = [generation(i) for i in range(5)]
-    requests[2] = GenerateRequest(prompt="p", model="dall-e-2", size="1x1")
+    requests[2] = GenerateRequest(prompt="p", model="gpt-image-2.5-flare", size="1x1")
     report = client.run_batch(requests, output_dir=tmp_path, concurrency=2)
     assert [result.index for result in report.results] == list(range(5))
     assert isinstance(report.results[2].error, RequestValidationError)
@@ -97,7 +97,7 @@ def test_leaving_early_cancels_the_rest_and_the_client_goes_on(
             break
     assert next(results, None) is None
     assert len(server.requests) < 20
-    assert client.generate(prompt="after", model="dall-e-2", size="256x256").data
+    assert client.generate(prompt="after", model="gpt-image-2.5-flare", size="256x256").data
 
 
 def test_closing_the_client_closes_an_unfinished_map(server: LocalImagesServer) -> None:

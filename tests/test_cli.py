@@ -62,7 +62,7 @@ def test_every_field_has_an_option(server: LocalImagesServer) -> None:
             "generate",
             "a lamp",
             "--model",
-            "gpt-image-1",
+            "gpt-image-1.5",
             "--size",
             "1024x1024",
             "--quality",
@@ -86,7 +86,7 @@ def test_every_field_has_an_option(server: LocalImagesServer) -> None:
     assert code == 0
     assert server.requests[-1].fields == {
         "prompt": "a lamp",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "size": "1024x1024",
         "quality": "low",
         "output_format": "jpeg",
@@ -109,7 +109,7 @@ def test_invalid_size_is_one_line_and_exit_1(
     server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A rule broken on the client's side: one line naming the option, nothing sent."""
-    code = main(["generate", "a fox", "--model", "gpt-image-1", "--size", "13x13"])
+    code = main(["generate", "a fox", "--model", "gpt-image-1.5", "--size", "13x13"])
     captured = capsys.readouterr()
     assert code == 1
     assert one_line(captured.err).startswith("error: --size: '13x13' is not a valid size")
@@ -255,7 +255,7 @@ def test_json_prints_metadata_without_image_data(
     server: LocalImagesServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--json gives paths, usage and the request id, and no base64."""
-    code = main(["generate", "a fox", "--model", "gpt-image-1", "--quality", "low", "--json"])
+    code = main(["generate", "a fox", "--model", "gpt-image-1.5", "--quality", "low", "--json"])
     out = capsys.readouterr().out
     data = orjson.loads(out)
     assert code == 0
@@ -274,7 +274,7 @@ def test_stream_saves_partial_images_as_they_come(
             "generate",
             "a boat",
             "--model",
-            "gpt-image-1",
+            "gpt-image-1.5",
             "--quality",
             "low",
             "--stream",
@@ -308,7 +308,7 @@ def test_edit_sends_several_images_and_a_mask(server: LocalImagesServer, tmp_pat
             "--mask",
             "mask.png",
             "--model",
-            "gpt-image-1",
+            "gpt-image-1.5",
             "--quality",
             "low",
             "--input-fidelity",
@@ -330,7 +330,7 @@ def test_edit_by_reference_goes_as_json(server: LocalImagesServer) -> None:
     """--image-url makes a JSON edit with image references."""
     data_url = "data:image/png;base64," + base64.b64encode(make_png(8, 8)).decode()
     code = main(
-        ["edit", "a frame", "--image-url", data_url, "--model", "gpt-image-1", "--quality", "low"]
+        ["edit", "a frame", "--image-url", data_url, "--model", "gpt-image-1.5", "--quality", "low"]
     )
     assert code == 0
     assert server.requests[-1].content_type == "application/json"
@@ -417,7 +417,7 @@ def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert base_url.endswith("/v1")
         with ImagesClient(api_key="k1", base_url=base_url) as client:
             result = client.generate(
-                prompt="a fox", model="dall-e-2", size="256x256", response_format="b64_json"
+                prompt="a fox", model="gpt-image-2.5-flare", size="256x256", quality="low"
             )
         assert result.data[0].content().startswith(PNG)
         process.send_signal(signal.SIGINT)

@@ -172,7 +172,7 @@ async def test_plain_http_warning_comes_before_the_request(tmp_path: Path) -> No
             pytest.warns(UserWarning, match="example.invalid"),
             pytest.raises(RequestValidationError),
         ):
-            await client.edit(image=not_an_image, prompt="p", model="gpt-image-1")
+            await client.edit(image=not_an_image, prompt="p", model="gpt-image-1.5")
         assert not client._sender.transport.is_open
 
 

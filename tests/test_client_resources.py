@@ -105,7 +105,7 @@ async def test_cancelling_an_upload_frees_everything(recorder: Recorder, tmp_pat
             async with anyio.create_task_group() as group:
 
                 async def upload() -> None:
-                    await client.edit(image=path, prompt="p", model="gpt-image-1")
+                    await client.edit(image=path, prompt="p", model="gpt-image-1.5")
 
                 group.start_soon(upload)
                 await _eventually(lambda: recorder.held > 0)
@@ -129,7 +129,7 @@ async def test_a_cancelled_upload_leaves_the_client_usable(
     recorder.gate = anyio.Event()
     async with AsyncImagesClient(api_key="sk-test", base_url=recorder.base_url) as client:
         with anyio.move_on_after(0.3):
-            await client.edit(image=path, prompt="p", model="gpt-image-1")
+            await client.edit(image=path, prompt="p", model="gpt-image-1.5")
         recorder.gate.set()
         recorder.gate = None
         response = await client.generate(prompt="after")

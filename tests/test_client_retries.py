@@ -187,7 +187,7 @@ async def test_a_one_shot_upload_is_not_retried(recorder: Recorder) -> None:
         assert not reader.seekable()
         async with _client(recorder, max_retries=3) as client:
             with pytest.raises(InternalServerError):
-                await client.edit(image=reader, prompt="p", model="gpt-image-1")
+                await client.edit(image=reader, prompt="p", model="gpt-image-1.5")
     assert len(recorder.requests) == 1
     (image,) = [part for part in recorder.requests[0].parts if part.filename]
     assert image.content == png
@@ -203,7 +203,7 @@ async def test_a_retried_upload_resends_the_identical_body(
     recorder.reply(_failure(500), Reply())
     async with _client(recorder) as client:
         await client.edit(
-            image=[path, make_png(20, 20)], mask=mask, prompt="p", model="gpt-image-1", n=2
+            image=[path, make_png(20, 20)], mask=mask, prompt="p", model="gpt-image-1.5", n=2
         )
     first, second = recorder.requests
     assert first.headers["Content-Type"] == second.headers["Content-Type"]
@@ -219,14 +219,14 @@ async def test_a_json_edit_is_retried(recorder: Recorder) -> None:
     """A JSON edit by reference is replayable and retried like a generation."""
     recorder.reply(_failure(503), Reply())
     async with _client(recorder) as client:
-        await client.edit(images=[ImageRef(file_id="file-1")], prompt="p", model="gpt-image-1")
+        await client.edit(images=[ImageRef(file_id="file-1")], prompt="p", model="gpt-image-1.5")
     first, second = recorder.requests
     assert (
         first.json
         == second.json
         == {
             "prompt": "p",
-            "model": "gpt-image-1",
+            "model": "gpt-image-1.5",
             "images": [{"file_id": "file-1"}],
         }
     )

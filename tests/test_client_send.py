@@ -12,8 +12,10 @@ from aiohttp import web
 from openai_images import (
     APIError,
     AsyncImagesClient,
+    BadRequestError,
     EditRequest,
     GenerateRequest,
+    NotFoundError,
     RateLimitError,
     RequestValidationError,
 )
@@ -181,3 +183,48 @@ async def test_the_request_id_falls_back_to_apim_request_id(recorder: Recorder) 
         with pytest.raises(APIError) as caught:
             await client.generate(prompt="p")
     assert caught.value.request_id == "apim-1"
+
+
+@pytest.mark.anyio
+async def test_a_refused_retired_model_names_its_date_and_successor(recorder: Recorder) -> None:
+    """The request for a retired model still goes out; when the server refuses the model,
+    the error says when it retired and what to use instead."""
+    body = {"error": {"message": "The model does not exist.", "code": "model_not_found"}}
+    recorder.reply(Reply(status=404, json=body))
+    async with _client(recorder) as client:
+        with pytest.raises(NotFoundError) as caught:
+            await client.generate(prompt="a fox", model="gpt-image-1")
+    assert len(recorder.requests) == 1
+    message = str(caught.value)
+    assert "The model does not exist." in message
+    assert "2026-10-23" in message
+    assert "gpt-image-2.5-sunburst" in message
+
+
+@pytest.mark.anyio
+async def test_an_unrelated_refusal_of_a_retired_model_is_left_as_it_is(
+    recorder: Recorder,
+) -> None:
+    """A 400 about another field says nothing of the model's retirement."""
+    body = {"error": {"message": "bad prompt", "param": "prompt", "code": "invalid_value"}}
+    recorder.reply(Reply(status=400, json=body))
+    async with _client(recorder) as client:
+        with pytest.raises(BadRequestError) as caught:
+            await client.generate(prompt="a fox", model="dall-e-3")
+    assert caught.value.message == "bad prompt"
+
+
+@pytest.mark.anyio
+async def test_markup_is_checked_with_the_images_before_sending(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """A markup whose size differs from the first image is refused before any I/O, in the
+    one check of fields and files together."""
+    image, markup = tmp_path / "a.png", tmp_path / "m.png"
+    image.write_bytes(make_png(64, 64))
+    markup.write_bytes(make_png(32, 32, alpha=True))
+    async with _client(recorder) as client:
+        with pytest.raises(RequestValidationError) as caught:
+            await client.edit(image=image, markup=markup, prompt="p", model="gpt-image-2.5-flare")
+    assert caught.value.param == "markup"
+    assert recorder.requests == []

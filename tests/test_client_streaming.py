@@ -96,7 +96,7 @@ async def test_generation_stream_gives_typed_events(
     """Partial and completed generation events arrive typed, with their images and usage."""
     recorder.reply(Reply(handler=sse_handler(_generation_events())))
     stream = await client.generate(
-        prompt="a fox", model="gpt-image-1", stream=True, partial_images=2
+        prompt="a fox", model="gpt-image-1.5", stream=True, partial_images=2
     )
     assert isinstance(stream, AsyncImageStream)
     assert stream.request_id == "req_stream"
@@ -130,13 +130,13 @@ async def test_generation_stream_request_asks_for_a_stream(
     """The request carries ``stream: true`` and accepts ``text/event-stream``."""
     recorder.reply(Reply(handler=sse_handler(_generation_events())))
     async with await client.generate(
-        prompt="a fox", model="gpt-image-1", stream=True, partial_images=2
+        prompt="a fox", model="gpt-image-1.5", stream=True, partial_images=2
     ) as stream:
         await iterate(stream)
     sent = recorder.requests[0]
     assert sent.json == {
         "prompt": "a fox",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "stream": True,
         "partial_images": 2,
     }
@@ -153,7 +153,7 @@ async def test_edit_stream_gives_typed_events(
     ]
     recorder.reply(Reply(handler=sse_handler(events)))
     stream = await client.edit(
-        image=make_png(16, 16), prompt="bluer", model="gpt-image-1", stream=True, partial_images=1
+        image=make_png(16, 16), prompt="bluer", model="gpt-image-1.5", stream=True, partial_images=1
     )
     async with stream:
         received = await iterate(stream)
@@ -175,7 +175,7 @@ async def test_the_final_image_may_come_before_the_partials(
     """Events keep the server's order, even a completed event before a partial one."""
     done, partial = _generation_events()[2], _generation_events()[0]
     recorder.reply(Reply(handler=sse_handler([done, partial])))
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         events = await iterate(stream)
     assert [type(e) for e in events] == [ImageGenCompletedEvent, ImageGenPartialImageEvent]
 
@@ -197,7 +197,7 @@ async def test_stream_decoding_tolerates_what_the_contract_allows(
         _event(_image_event("image_generation.partial_image", PARTIAL)),
     ]
     recorder.reply(Reply(handler=sse_handler(chunks)))
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         events = await iterate(stream)
     assert [type(e) for e in events] == [ImageGenPartialImageEvent, ImageGenCompletedEvent]
     assert events[1].content() == FINAL
@@ -209,7 +209,7 @@ async def test_events_split_byte_by_byte_still_decode(
     """However the network cuts the bytes, the same events come out."""
     whole = b"".join(_generation_events())
     recorder.reply(Reply(handler=sse_handler([whole[i : i + 7] for i in range(0, len(whole), 7)])))
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         events = await iterate(stream)
     assert len(events) == 3
     assert events[2].content() == FINAL
@@ -230,7 +230,7 @@ async def test_an_error_event_raises_after_the_events_before_it(
     chunks = [_generation_events()[0], f"data: {orjson.dumps(error).decode()}\n\n".encode()]
     recorder.reply(Reply(handler=sse_handler(chunks)))
     received: list[object] = []
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         with pytest.raises(RateLimitError) as caught:
             await _drain(stream, into=received)
     assert [type(e) for e in received] == [ImageGenPartialImageEvent]
@@ -249,7 +249,7 @@ async def test_an_error_event_of_unknown_type_is_a_server_error(
     recorder.reply(
         Reply(handler=sse_handler([f"data: {orjson.dumps(error).decode()}\n\n".encode()]))
     )
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         with pytest.raises(InternalServerError):
             await iterate(stream)
 
@@ -260,7 +260,7 @@ async def test_a_stream_that_ends_early_is_a_connection_error(
     """A stream that finishes without its completed event raises after its partials."""
     recorder.reply(Reply(handler=sse_handler(_generation_events()[:2])))
     received: list[object] = []
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         with pytest.raises(APIConnectionError) as caught:
             await _drain(stream, into=received)
     assert len(received) == 2
@@ -282,7 +282,7 @@ async def test_a_cut_connection_mid_stream_is_a_connection_error(
 
     recorder.reply(Reply(handler=cut))
     received: list[object] = []
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         with pytest.raises(APIConnectionError) as caught:
             await _drain(stream, into=received)
     assert [type(e) for e in received] == [ImageGenPartialImageEvent]
@@ -296,7 +296,7 @@ async def test_a_malformed_event_is_a_response_validation_error(
 ) -> None:
     """An event whose data is not JSON raises APIResponseValidationError."""
     recorder.reply(Reply(handler=sse_handler([b"data: {not json\n\n"])))
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         with pytest.raises(APIResponseValidationError):
             await iterate(stream)
 
@@ -325,7 +325,7 @@ async def test_leaving_early_closes_the_connection(
     """Breaking out of ``async with`` drops the connection: the server sees the client go."""
     gone = anyio.Event()
     recorder.reply(Reply(handler=_endless_stream(gone)))
-    async with await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    async with await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         async for event in stream:
             assert isinstance(event, ImageGenPartialImageEvent)
             break
@@ -343,7 +343,7 @@ async def test_aclose_without_reading_closes_the_connection(
     """Closing a stream before reading any event also drops its connection."""
     gone = anyio.Event()
     recorder.reply(Reply(handler=_endless_stream(gone)))
-    stream = await client.generate(prompt="p", model="gpt-image-1", stream=True)
+    stream = await client.generate(prompt="p", model="gpt-image-1.5", stream=True)
     await stream.aclose()
     await stream.aclose()
     with anyio.fail_after(10):
@@ -357,7 +357,7 @@ async def test_an_error_status_raises_before_any_event(
     body = {"error": {"message": "bad size", "type": "invalid_request_error", "param": "size"}}
     recorder.reply(Reply(status=400, json=body))
     with pytest.raises(BadRequestError) as caught:
-        await client.generate(prompt="p", model="gpt-image-1", stream=True)
+        await client.generate(prompt="p", model="gpt-image-1.5", stream=True)
     assert caught.value.param == "size"
     assert caught.value.request_id == "req_1"
 
@@ -370,7 +370,7 @@ async def test_a_failed_stream_request_is_retried(recorder: Recorder) -> None:
     recorder.reply(failure, Reply(handler=sse_handler(_generation_events())))
     async with (
         AsyncImagesClient(api_key="sk-test", base_url=recorder.base_url, max_retries=1) as client,
-        await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream,
+        await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream,
     ):
         events = await iterate(stream)
     assert len(events) == 3
@@ -380,7 +380,7 @@ async def test_a_failed_stream_request_is_retried(recorder: Recorder) -> None:
 async def test_send_refuses_a_stream_request(client: AsyncImagesClient) -> None:
     """``send()`` returns whole responses; a stream request must go through send_stream()."""
     with pytest.raises(ValueError, match="send_stream"):
-        await client.send(GenerateRequest(prompt="p", model="gpt-image-1", stream=True))
+        await client.send(GenerateRequest(prompt="p", model="gpt-image-1.5", stream=True))
 
 
 async def test_send_stream_takes_a_request_built_beforehand(
@@ -388,7 +388,7 @@ async def test_send_stream_takes_a_request_built_beforehand(
 ) -> None:
     """``send_stream()`` turns a plain request into a streamed one."""
     recorder.reply(Reply(handler=sse_handler(_generation_events())))
-    request = GenerateRequest(prompt="p", model="gpt-image-1")
+    request = GenerateRequest(prompt="p", model="gpt-image-1.5")
     async with await client.send_stream(request) as stream:
         events = await iterate(stream)
     assert len(events) == 3
@@ -413,7 +413,7 @@ async def test_a_stalled_stream_times_out(recorder: Recorder) -> None:
         AsyncImagesClient(
             api_key="sk-test", base_url=recorder.base_url, timeout=tiny, max_retries=0
         ) as client,
-        await client.generate(prompt="p", model="gpt-image-1", stream=True) as stream,
+        await client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream,
     ):
         with pytest.raises(APITimeoutError):
             await _drain(stream, into=received)

@@ -82,15 +82,15 @@ def _endless_stream(gone: threading.Event) -> Callable[[web.Request], Any]:
 
 def test_generate(client: ImagesClient, recorder: Recorder) -> None:
     """A blocking generation returns the typed response."""
-    response = client.generate(prompt="a fox", model="gpt-image-1")
+    response = client.generate(prompt="a fox", model="gpt-image-1.5")
     assert response.data[0].content() == b"hi"
     assert response.request_id == "req_1"
-    assert recorder.requests[0].json == {"prompt": "a fox", "model": "gpt-image-1"}
+    assert recorder.requests[0].json == {"prompt": "a fox", "model": "gpt-image-1.5"}
 
 
 def test_edit(client: ImagesClient, recorder: Recorder) -> None:
     """A blocking edit uploads its image as multipart."""
-    client.edit(image=PNG, prompt="bluer", model="gpt-image-1")
+    client.edit(image=PNG, prompt="bluer", model="gpt-image-1.5")
     (image,) = [p for p in recorder.requests[0].parts if p.filename]
     assert (image.name, image.content) == ("image", PNG)
 
@@ -148,7 +148,7 @@ async def test_works_inside_a_running_event_loop(recorder: Recorder) -> None:
     recorder.reply(Reply(), Reply(handler=sse_handler([_event("image_generation.completed")])))
     with ImagesClient(api_key="sk-test", base_url=recorder.base_url) as client:
         response = client.generate(prompt="from a notebook")
-        with client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+        with client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
             events = list(stream)
     assert response.request_id == "req_1"
     assert [type(e) for e in events] == [ImageGenCompletedEvent]
@@ -166,7 +166,7 @@ def test_stream_iteration(client: ImagesClient, recorder: Recorder) -> None:
             )
         )
     )
-    with client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    with client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         assert isinstance(stream, ImageStream)
         assert stream.request_id == "req_stream"
         events = list(stream)
@@ -177,7 +177,7 @@ def test_stream_iteration(client: ImagesClient, recorder: Recorder) -> None:
 def test_edit_stream_iteration(client: ImagesClient, recorder: Recorder) -> None:
     """A sync streamed edit yields edit events."""
     recorder.reply(Reply(handler=sse_handler([_event("image_edit.completed")])))
-    with client.edit(image=PNG, prompt="p", model="gpt-image-1", stream=True) as stream:
+    with client.edit(image=PNG, prompt="p", model="gpt-image-1.5", stream=True) as stream:
         (event,) = list(stream)
     assert isinstance(event, ImageEditCompletedEvent)
 
@@ -186,7 +186,7 @@ def test_stream_early_close_drops_the_connection(client: ImagesClient, recorder:
     """Leaving a sync stream's ``with`` early closes its connection; iteration then stops."""
     gone = threading.Event()
     recorder.reply(Reply(handler=_endless_stream(gone)))
-    with client.generate(prompt="p", model="gpt-image-1", stream=True) as stream:
+    with client.generate(prompt="p", model="gpt-image-1.5", stream=True) as stream:
         first = next(stream)
     assert isinstance(first, ImageGenPartialImageEvent)
     assert gone.wait(timeout=10)

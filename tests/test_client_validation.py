@@ -22,6 +22,7 @@ from openai_images import (
     GenerateRequest,
     ImageRef,
     RequestValidationError,
+    SvgOptions,
     VariationRequest,
 )
 from openai_images._converter import request_fields
@@ -72,12 +73,13 @@ def _case(endpoint: str, build: Build, param: str, id: str) -> Any:
     return pytest.param(endpoint, build, param, id=id)
 
 
-GPT1 = {"model": "gpt-image-1", "prompt": "p"}
+GPT1 = {"model": "gpt-image-1.5", "prompt": "p"}
 DE2 = {"model": "dall-e-2", "prompt": "p"}
 DE3 = {"model": "dall-e-3", "prompt": "p"}
 G2 = {"model": "gpt-image-2", "prompt": "p"}
-EDIT1 = {"model": "gpt-image-1", "prompt": "p", "image": SQUARE}
+EDIT1 = {"model": "gpt-image-1.5", "prompt": "p", "image": SQUARE}
 EDIT_DE2 = {"model": "dall-e-2", "prompt": "p", "image": SQUARE}
+DE2V = {"model": "dall-e-2", "image": SQUARE}
 
 INVALID = [
     # n
@@ -100,7 +102,7 @@ INVALID = [
     _case("generate", _given(G2, size="3840x2176"), "size", "gpt2-too-tall"),
     _case("generate", _given(G2, size="big"), "size", "gpt2-not-a-size"),
     _case("edit", _given(EDIT1, size="1792x1024"), "size", "edit-size"),
-    _case("variation", _given(image=SQUARE, size="1024x1536"), "size", "variation-size"),
+    _case("variation", _given(DE2V, size="1024x1536"), "size", "variation-size"),
     # quality, style, background, moderation, formats
     _case("generate", _given(DE2, quality="hd"), "quality", "dalle2-hd"),
     _case("generate", _given(DE3, quality="high"), "quality", "dalle3-high"),
@@ -114,7 +116,12 @@ INVALID = [
     _case("generate", _given(DE2, moderation="low"), "moderation", "dalle2-moderation"),
     _case("generate", _given(GPT1, moderation="high"), "moderation", "gpt1-bad-moderation"),
     _case("generate", _given(DE3, output_format="png"), "output_format", "dalle3-format"),
-    _case("generate", _given(GPT1, output_format="gif"), "output_format", "gpt1-gif"),
+    _case(
+        "generate",
+        _given(GPT1, model="gpt-image-1", output_format="gif"),
+        "output_format",
+        "gpt1-gif",
+    ),
     _case("generate", _given(GPT1, response_format="url"), "response_format", "gpt1-url"),
     _case("generate", _given(DE2, response_format="png"), "response_format", "dalle2-bad-rf"),
     _case("edit", _given(EDIT1, response_format="b64_json"), "response_format", "edit-rf"),
@@ -148,13 +155,12 @@ INVALID = [
     # prompts
     _case("generate", _given(model="dall-e-2", prompt="x" * 1001), "prompt", "dalle2-prompt"),
     _case("generate", _given(model="dall-e-3", prompt="x" * 4001), "prompt", "dalle3-prompt"),
-    _case("generate", _given(model="gpt-image-1", prompt="x" * 32001), "prompt", "gpt1-prompt"),
-    _case("generate", _given(prompt="x" * 1001), "prompt", "default-model-prompt"),
+    _case("generate", _given(model="gpt-image-1.5", prompt="x" * 32001), "prompt", "gpt1-prompt"),
     _case("generate", _given(prompt=""), "prompt", "empty-prompt"),
     _case("edit", _given(EDIT_DE2, prompt="x" * 1001), "prompt", "edit-dalle2-prompt"),
     # models and endpoints
     _case("edit", _given(EDIT1, model="dall-e-3"), "model", "edit-dalle3"),
-    _case("variation", _given(image=SQUARE, model="gpt-image-1"), "model", "variation-gpt1"),
+    _case("variation", _given(image=SQUARE, model="gpt-image-1.5"), "model", "variation-gpt1"),
     _case("variation", _given(image=SQUARE, model="dall-e-3"), "model", "variation-dalle3"),
     _case(
         "edit",
@@ -218,11 +224,11 @@ INVALID = [
     _case("edit", lambda tmp: {**GPT1, "image": tmp / "missing.png"}, "image", "missing-file"),
     _case("edit", lambda tmp: {**GPT1, "image": tmp}, "image", "a-directory"),
     _case("variation", lambda tmp: {"image": _text_file(tmp)}, "image", "variation-text-file"),
-    _case("variation", _given(image=make_png(64, 32)), "image", "variation-not-square"),
+    _case("variation", _given(DE2V, image=make_png(64, 32)), "image", "variation-not-square"),
     _case("edit", _given(EDIT_DE2, image=make_png(32, 64)), "image", "dalle2-edit-not-square"),
-    _case("variation", _given(image=_jpeg(64, 64)), "image", "variation-jpeg"),
+    _case("variation", _given(DE2V, image=_jpeg(64, 64)), "image", "variation-jpeg"),
     _case("edit", lambda tmp: {**EDIT_DE2, "image": _big_png(tmp)}, "image", "dalle2-5mb"),
-    _case("variation", lambda tmp: {"image": _big_png(tmp)}, "image", "variation-5mb"),
+    _case("variation", lambda tmp: {**DE2V, "image": _big_png(tmp)}, "image", "variation-5mb"),
     _case("edit", _given(EDIT1, mask=make_png(32, 32, alpha=True)), "mask", "mask-size"),
     _case("edit", _given(EDIT1, mask=make_png(64, 64)), "mask", "mask-no-alpha"),
     _case("edit", _given(EDIT1, mask=_jpeg(64, 64)), "mask", "mask-jpeg"),
@@ -284,7 +290,10 @@ VALID = [
         id="webp-transparent",
     ),
     pytest.param("generate", _given(GPT1, stream=True, partial_images=3), id="stream-3"),
-    pytest.param("generate", _given(prompt="x" * 1000), id="dalle2-longest-prompt"),
+    pytest.param("generate", _given(prompt="x" * 1500), id="no-model-no-dalle2-limit"),
+    pytest.param("edit", _given(prompt="x" * 1500, image=make_png(64, 32)), id="no-model-edit"),
+    pytest.param("variation", _given(image=make_png(64, 32)), id="no-model-variation"),
+    pytest.param("generate", _given(GPT1, model="gpt-image-1"), id="retired-still-goes-out"),
     pytest.param("edit", _given(EDIT1, mask=ALPHA_MASK, input_fidelity="high"), id="edit-mask"),
     pytest.param("edit", _given(EDIT_DE2, mask=ALPHA_MASK, size="256x256"), id="dalle2-edit"),
     pytest.param("edit", _given(EDIT1, image=[SQUARE] * 16), id="sixteen-images"),
@@ -358,11 +367,11 @@ async def test_validate_false_sends_invalid_requests_as_they_are(recorder: Recor
     ) as client:
         await client.generate(prompt="p", model="dall-e-3", n=2, quality="low")
         await client.edit(image=make_png(32, 64), mask=make_png(8, 8), prompt="p", model="dall-e-2")
-        await client.create_variation(image=SQUARE, model="gpt-image-1")
+        await client.create_variation(image=SQUARE, model="gpt-image-1.5")
     first, second, third = recorder.requests
     assert first.json == {"prompt": "p", "model": "dall-e-3", "n": 2, "quality": "low"}
     assert [p.name for p in second.parts if p.filename] == ["image", "mask"]
-    assert third.fields == {"model": "gpt-image-1"}
+    assert third.fields == {"model": "gpt-image-1.5"}
 
 
 async def test_every_violation_is_listed(client: AsyncImagesClient) -> None:
@@ -373,7 +382,17 @@ async def test_every_violation_is_listed(client: AsyncImagesClient) -> None:
     assert "and 2 more" in str(caught.value)
 
 
-MODELS = [None, "dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-2"]
+MODELS = [
+    None,
+    "dall-e-2",
+    "dall-e-3",
+    "gpt-image-1",
+    "gpt-image-1.5",
+    "gpt-image-1-mini",
+    "gpt-image-2",
+    "gpt-image-2.5-sunburst",
+    "gpt-image-2.6-flare",
+]
 
 
 def _often_unset(*values: Any) -> st.SearchStrategy[Any]:
@@ -387,14 +406,19 @@ generate_requests = st.builds(
     model=st.sampled_from([*MODELS, "gpt-image-9"]),
     n=_often_unset(-1, 0, 1, 2, 10, 11),
     size=_often_unset("auto", "256x256", "1024x1024", "1792x1024", "2048x1152", "100x100"),
-    quality=_often_unset("standard", "hd", "low", "high", "auto", "ultra"),
+    quality=_often_unset("standard", "hd", "low", "high", "xhigh", "max", "auto", "ultra"),
     background=_often_unset("transparent", "opaque", "auto"),
     moderation=_often_unset("low", "auto"),
-    output_format=_often_unset("png", "jpeg", "webp"),
+    output_format=_often_unset("png", "jpeg", "webp", "gif", "svg"),
     output_compression=_often_unset(-1, 0, 80, 100, 101),
     response_format=_often_unset("url", "b64_json"),
     style=_often_unset("vivid", "natural"),
     user=_often_unset("user-1"),
+    safety_identifier=_often_unset("", "hashed-1"),
+    complexity=_often_unset("low", "high"),
+    frame_count=_often_unset(1, 2, 16, 17),
+    frame_duration_ms=_often_unset(-10, 0, 200, 700_000),
+    svg=_often_unset(SvgOptions(model="gpt-5.5"), SvgOptions(model="")),
     partial_images=_often_unset(-1, 0, 3, 4),
 )
 

@@ -1,4 +1,7 @@
-"""What the async client puts on the wire for each endpoint and input kind."""
+"""What the async client puts on the wire for each endpoint and input kind.
+
+Today's fields are compared with what the official SDK (3.57.0) sends to the same recorder.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,27 @@ import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import openai
 import pytest
 
-from openai_images import AsyncImagesClient, ImageRef, __version__
+from openai_images import (
+    AsyncImagesClient,
+    EditRequest,
+    GenerateRequest,
+    ImageRef,
+    SvgOptions,
+    SvgReasoning,
+    __version__,
+)
+from openai_images._converter import request_fields
+from openai_images._inputs import resolve_image
+from openai_images._multipart import build_multipart
 
 from .images import make_png
-from .recorder import Recorder
+from .recorder import Recorded, Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -37,12 +53,12 @@ async def test_generate_sends_json_without_unset_fields(
     client: AsyncImagesClient, recorder: Recorder
 ) -> None:
     """A generation posts JSON with exactly the fields given, under their API names."""
-    await client.generate(prompt="a fox", model="gpt-image-1", n=2, quality="low")
+    await client.generate(prompt="a fox", model="gpt-image-1.5", n=2, quality="low")
     (sent,) = recorder.requests
     assert sent.method == "POST"
     assert sent.path == "/v1/images/generations"
     assert sent.headers["Content-Type"] == "application/json"
-    assert sent.json == {"prompt": "a fox", "model": "gpt-image-1", "n": 2, "quality": "low"}
+    assert sent.json == {"prompt": "a fox", "model": "gpt-image-1.5", "n": 2, "quality": "low"}
 
 
 async def test_headers_name_the_library_and_carry_the_settings(recorder: Recorder) -> None:
@@ -81,7 +97,7 @@ async def test_single_image_edit_uses_the_image_part(
     """One input goes as the part ``image`` with its real content type and a length."""
     path = tmp_path / "photo.png"
     path.write_bytes(make_png(32, 32))
-    await client.edit(image=path, prompt="make it blue", model="gpt-image-1", n=1)
+    await client.edit(image=path, prompt="make it blue", model="gpt-image-1.5", n=1)
     sent = recorder.requests[0]
     assert sent.path == "/v1/images/edits"
     assert sent.headers["Content-Type"].startswith("multipart/form-data; boundary=")
@@ -91,7 +107,7 @@ async def test_single_image_edit_uses_the_image_part(
         ("image", "photo.png", "image/png")
     ]
     assert files[0].content == path.read_bytes()
-    assert sent.fields == {"prompt": "make it blue", "model": "gpt-image-1", "n": "1"}
+    assert sent.fields == {"prompt": "make it blue", "model": "gpt-image-1.5", "n": "1"}
 
 
 async def test_every_input_kind_and_sixteen_images_with_a_mask(
@@ -119,7 +135,7 @@ async def test_every_input_kind_and_sixteen_images_with_a_mask(
             image=inputs,  # type: ignore[arg-type]  # a list of every kind on purpose
             mask=("mask.png", mask),
             prompt="a collage",
-            model="gpt-image-1",
+            model="gpt-image-1.5",
         )
     files = [p for p in recorder.requests[0].parts if p.filename]
     assert [p.name for p in files] == ["image[]"] * 16 + ["mask"]
@@ -135,13 +151,13 @@ async def test_json_edit_sends_references(client: AsyncImagesClient, recorder: R
         images=[ImageRef(image_url="https://example.com/a.png"), ImageRef(file_id="file-9")],
         mask=ImageRef(file_id="file-mask"),
         prompt="merge",
-        model="gpt-image-1",
+        model="gpt-image-1.5",
     )
     sent = recorder.requests[0]
     assert sent.headers["Content-Type"] == "application/json"
     assert sent.json == {
         "prompt": "merge",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "images": [{"image_url": "https://example.com/a.png"}, {"file_id": "file-9"}],
         "mask": {"file_id": "file-mask"},
     }
@@ -165,3 +181,142 @@ async def test_response_exposes_request_id_and_headers(client: AsyncImagesClient
     assert response.request_id == "req_1"
     assert response.headers["x-request-id"] == "req_1"
     assert response.data[0].content() == b"hi"
+
+
+# -- today's fields, against the official SDK's own wire format --------------------------
+
+SVG = {"model": "gpt-5.5", "reasoning": {"effort": "low"}}
+
+
+def _raw_parts(sent: Recorded) -> list[bytes]:
+    """Each multipart part's bytes (headers and content) as sent, in sorted order.
+
+    The SDK orders its fields by name and ours follow the request class: the API reads a
+    form by part name, so the parts must match byte for byte but their order may differ.
+    """
+    boundary = sent.headers["Content-Type"].split("boundary=", 1)[1].encode()
+    pieces = sent.body.split(b"--" + boundary)
+    assert pieces[0] == b""
+    assert pieces[-1] == b"--\r\n"
+    return sorted(pieces[1:-1])
+
+
+@pytest.fixture
+async def sdk(recorder: Recorder) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official SDK, pointed at the same recorder."""
+    async with openai.AsyncOpenAI(
+        api_key="sk-test-key-123456", base_url=recorder.base_url, max_retries=0
+    ) as client:
+        yield client
+
+
+NEW_FIELDS: dict[str, Any] = {
+    "model": "gpt-image-2.5-sunburst",
+    "quality": "xhigh",
+    "complexity": "high",
+    "safety_identifier": "hashed-1",
+    "user": "legacy-user",
+}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(NEW_FIELDS, id="new-fields"),
+        pytest.param({**NEW_FIELDS, "output_format": "svg", "svg": SVG, "n": 1}, id="svg"),
+        pytest.param(
+            {**NEW_FIELDS, "output_format": "gif", "frame_count": 4, "frame_duration_ms": 120},
+            id="gif",
+        ),
+        pytest.param({**NEW_FIELDS, "quality": "max", "size": "1536x864"}, id="max-custom-size"),
+    ],
+)
+async def test_generation_json_equals_the_sdks(
+    client: AsyncImagesClient, sdk: openai.AsyncOpenAI, recorder: Recorder, fields: dict[str, Any]
+) -> None:
+    """Our generation body is the SDK's, field for field, nested svg object included."""
+    await sdk.images.generate(prompt="a fox", **fields)
+    svg = fields.get("svg")
+    options = {**fields, "svg": _svg_options(svg)} if svg else fields
+    await client.send(GenerateRequest(prompt="a fox", **options))
+    theirs, ours = recorder.requests
+    assert ours.json == theirs.json
+
+
+def _svg_options(svg: dict[str, Any]) -> SvgOptions:
+    reasoning = svg.get("reasoning")
+    return SvgOptions(
+        model=svg["model"],
+        reasoning=SvgReasoning(effort=reasoning["effort"]) if reasoning else None,
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(NEW_FIELDS, id="new-fields"),
+        pytest.param({**NEW_FIELDS, "output_format": "svg", "svg": SVG}, id="svg-bracketed"),
+        pytest.param({**NEW_FIELDS, "output_format": "svg", "svg": {"model": "m"}}, id="svg-bare"),
+        pytest.param(
+            {**NEW_FIELDS, "output_format": "gif", "frame_count": 16, "frame_duration_ms": 0},
+            id="gif",
+        ),
+    ],
+)
+async def test_edit_multipart_equals_the_sdks(
+    client: AsyncImagesClient, sdk: openai.AsyncOpenAI, recorder: Recorder, fields: dict[str, Any]
+) -> None:
+    """Our multipart edit has the SDK's parts byte for byte: svg[model], svg[reasoning][effort]."""
+    images = [("a.png", make_png(16, 16), "image/png"), ("b.png", make_png(8, 8), "image/png")]
+    await sdk.images.edit(image=images, prompt="a fox", **fields)
+    svg = fields.get("svg")
+    options = {**fields, "svg": _svg_options(svg)} if svg else fields
+    await client.send(EditRequest(image=list(images), prompt="a fox", **options))
+    theirs, ours = recorder.requests
+    assert _raw_parts(ours) == _raw_parts(theirs)
+    if svg:
+        assert any(part.name == "svg[model]" for part in ours.parts)
+
+
+async def test_markup_part_equals_the_sdks(sdk: openai.AsyncOpenAI, recorder: Recorder) -> None:
+    """markup is a file part with a sniffed PNG type, as the SDK sends it with its type given.
+
+    The clients resolve markup like any input (in the Sender); here the body is laid out
+    the same way from the request, its files resolved with the library's own resolver.
+    """
+    image, markup = make_png(16, 16), make_png(16, 16, alpha=True)
+    await sdk.images.edit(
+        image=("a.png", image, "image/png"),
+        markup=("markup.png", markup, "image/png"),
+        prompt="tidy",
+        model="gpt-image-2.5-flare",
+    )
+    request = EditRequest(
+        image=("a.png", image),
+        markup=("markup.png", markup),
+        prompt="tidy",
+        model="gpt-image-2.5-flare",
+    )
+    sources = [
+        ("image", await resolve_image(request.image_inputs[0], param="image")),
+        ("markup", await resolve_image(request.markup, param="markup")),  # type: ignore[arg-type]
+    ]
+    assert sources[1][1].info.content_type == "image/png"
+    body = build_multipart(fields=request_fields(request), files=sources, boundary="b")
+    sent = b"".join([chunk async for chunk in body.stream()])
+    ours = Recorded(
+        method="POST",
+        path="/v1/images/edits",
+        query={},
+        headers={"Content-Type": body.content_type},
+        body=sent,
+    )
+    assert _raw_parts(ours) == _raw_parts(recorder.requests[0])
+
+
+async def test_user_and_safety_identifier_both_pass_through(
+    client: AsyncImagesClient, recorder: Recorder
+) -> None:
+    """The deprecated user and its successor go out side by side: the API picks."""
+    await client.send(GenerateRequest(prompt="p", user="u1", safety_identifier="s1"))
+    assert recorder.requests[0].json == {"prompt": "p", "user": "u1", "safety_identifier": "s1"}

@@ -18,13 +18,16 @@ def test_demo_writes_every_image_and_its_table(
     """A small run: every step's images land in the folder, and the table lists each step."""
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--batch-size", "6", "--concurrency", "3"]) == 0
-    names = {path.relative_to(out).as_posix() for path in out.rglob("*.png")}
+    names = {path.relative_to(out).as_posix() for path in out.rglob("*.*")}
     assert names >= {
         *(f"inputs/{product}.png" for product in PRODUCTS),
         "inputs/mask.png",
+        "inputs/markup.png",
         "generation-1.png",
         "gift-basket-1.png",
-        "variation-1.png",
+        "markup-edit-1.png",
+        "animation-1.gif",
+        "logo-1.svg",
         "stream-partial-1.png",
         "stream-partial-3.png",
         "stream-final.png",
@@ -32,17 +35,22 @@ def test_demo_writes_every_image_and_its_table(
     }
     with Image.open(out / "gift-basket-1.png") as basket:
         assert basket.size == (1024, 1024)
+    with Image.open(out / "animation-1.gif") as animation:
+        assert animation.n_frames == 6
+    assert (out / "logo-1.svg").read_text().startswith("<?xml")
     table = capsys.readouterr().out.split("\n\n")[-1].splitlines()
     assert table[0].split() == ["step", "requests", "wall", "time", "throughput", "tokens"]
     assert [line.split()[0] for line in table[1:]] == [
         "generate",
         "edit:",
-        "variation",
+        "markup",
+        "gif",
+        "svg",
         "stream",
         "batch:",
         "total",
     ]
-    assert table[-1].split()[1] == "10"
+    assert table[-1].split()[1] == "12"
 
 
 def test_real_mode_needs_a_key(
@@ -63,14 +71,14 @@ def test_real_mode_uses_the_configured_api(
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-real-key")
         assert main(["demo", "--real", "-o", str(tmp_path), "--batch-size", "2"]) == 0
-        assert len(server.requests) == 7  # four steps, a url download and two edits
+        assert len(server.requests) == 8  # six steps and two batch edits
     captured = capsys.readouterr()
     assert "This costs money." in captured.err
     assert f"Using the API at {server.base_url}" in captured.out
 
 
 def test_products_are_square_pngs_and_the_mask_is_clear_in_the_middle(tmp_path: Path) -> None:
-    """The edit's inputs fit dall-e-2 and GPT image models alike; the mask edits the centre."""
+    """The edit's inputs are square PNGs; the mask edits the centre."""
     photos, mask = draw_products(tmp_path, size=128)
     assert [photo.stem for photo in photos] == list(PRODUCTS)
     for photo in photos:

@@ -18,6 +18,7 @@ docs.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -129,6 +130,13 @@ def test_examples_run(page: Path, docs_env: LocalImagesServer, tmp_path: Path) -
                 *test_files,
             ],
             cwd=tmp_path,
+            # The package under test, not whichever copy is installed in the environment.
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                ),
+            },
             capture_output=True,
             text=True,
             timeout=120,

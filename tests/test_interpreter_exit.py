@@ -15,8 +15,8 @@ SCRIPTS = {
 
         with LocalImagesServer.in_thread() as server:
             client = ImagesClient(api_key="sk-test", base_url=server.base_url)
-            client.generate(prompt="left open", model="dall-e-2", size="256x256",
-                            response_format="b64_json")
+            client.generate(prompt="left open", model="gpt-image-2.5-flare", size="256x256",
+                            quality="low")
             print("made an image")
         # no client.close(): the interpreter exits with the client's loop still running
     """,
@@ -28,8 +28,8 @@ SCRIPTS = {
         async def main() -> None:
             async with LocalImagesServer() as server:
                 client = AsyncImagesClient(api_key="sk-test", base_url=server.base_url)
-                await client.generate(prompt="left open", model="dall-e-2", size="256x256",
-                                      response_format="b64_json")
+                await client.generate(prompt="left open", model="gpt-image-2.5-flare",
+                                      size="256x256", quality="low")
                 print("made an image")
                 globals()["kept"] = client  # never closed, still referenced at exit
 

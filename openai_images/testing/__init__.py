@@ -2,15 +2,17 @@
 
 Think moto, but real HTTP on 127.0.0.1: any client (this library's, the official SDK,
 curl) sees the API's routes, validation, errors, headers, streams and rate limits, and gets
-real PNG, JPEG or WebP images back. Faults are scripted from Python with ``Fault``.
-Needs Pillow (``pip install 'openai-images[server]'``).
+real PNG, JPEG, WebP, GIF or SVG images back. It models today's API;
+``LocalImagesServer(legacy=True)`` also serves the retired models and variations.
+Faults are scripted from Python with ``Fault``. Needs Pillow
+(``pip install 'openai-images[server]'``).
 
 Example:
     ```python
     async with LocalImagesServer() as server:
         async with openai_images.AsyncImagesClient(api_key="k", base_url=server.base_url) as c:
             server.inject(Fault(kind="status", status=503))
-            result = await c.generate(prompt="a fox", model="dall-e-2", size="256x256")
+            result = await c.generate(prompt="a fox", model="gpt-image-2.5-flare", quality="low")
         server.requests[-1].fields["prompt"]
     # -> 'a fox'
     ```

@@ -8,7 +8,12 @@ index, and the encoders run with fixed settings and without metadata.
 - generations: a gradient in the prompt's colours, seeded shapes, and the prompt's words;
 - edits: a collage of every input image with a prompt-coloured overlay, applied only where the
   mask's alpha is 0 when there is a mask;
-- variations: the input, slightly zoomed, hue-shifted and tinted per variant.
+- variations: the input, slightly zoomed, hue-shifted and tinted per variant;
+- markup (edits): drawn over the first input before anything else;
+- GIF output: ``frame_count`` frames of the picture scrolling sideways, with a progress bar;
+- SVG output: a well-formed SVG document of the same gradient, shapes and words, as vectors.
+
+``complexity`` sets how many shapes a picture gets (``low`` fewer, ``high`` more).
 
 Example:
     >>> job = RenderJob(kind="generation", prompt="a red fox", width=64, height=64, n=2,
@@ -32,6 +37,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
+from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
@@ -150,6 +156,14 @@ _GOLDEN_TURN = 0.381966  # spreads variant tints around the colour wheel without
 _TINT_WEIGHT = 0.12  # enough to tell a flat input's variants apart, little enough to look alike
 
 
+MAX_FRAME_DURATION_MS = 655_350
+"""The longest frame delay a GIF can encode (65,535 hundredths of a second)."""
+
+_SHAPES = {"low": (2, 4), "medium": (4, 8), "high": (8, 14)}
+# Characters XML 1.0 allows; a prompt may carry others (NUL), which an SVG must leave out.
+_NOT_XML = dict.fromkeys((*range(9), 11, 12, *range(14, 32), 65534, 65535))
+
+
 class ImageDecodeError(ValueError):
     """An input image that Pillow cannot read, or one too large to decode safely."""
 
@@ -171,6 +185,11 @@ class RenderJob:
         seed: Derived by the caller from the request's fields.
         inputs: The input images on disk (edits: 1 to 16, variations: 1).
         mask: A PNG whose alpha 0 marks where to edit the first input.
+        markup: A PNG drawn over the first input (edits).
+        complexity: ``"low"``, ``"medium"`` or ``"high"``: fewer or more shapes.
+        frame_count: Frames of a GIF.
+        frame_duration_ms: Each GIF frame's delay, rounded to 10 ms and capped at
+            ``MAX_FRAME_DURATION_MS``.
     """
 
     kind: Literal["generation", "edit", "variation"]
@@ -187,6 +206,10 @@ class RenderJob:
     seed: int
     inputs: tuple[Path, ...] = ()
     mask: Path | None = None
+    markup: Path | None = None
+    complexity: str | None = None
+    frame_count: int = attrs.field(default=9, validator=attrs.validators.ge(1))
+    frame_duration_ms: int = attrs.field(default=200, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.kind != "generation" and not self.inputs:
@@ -199,7 +222,11 @@ def render(job: RenderJob) -> list[bytes]:
     Raises:
         ImageDecodeError: An input image or the mask cannot be decoded.
     """
+    if job.output_format == "svg":
+        return [_svg(job, index) for index in range(job.n)]
     make = _maker(job)
+    if job.output_format == "gif":
+        return [_gif(make(index), job) for index in range(job.n)]
     return [_encode(make(index), job) for index in range(job.n)]
 
 
@@ -307,7 +334,9 @@ def _generate(job: RenderJob, index: int) -> Image.Image:
     palette = _palette(job.prompt)
     sketch_size = _sketch_size(job.width, job.height)
     sketch = Image.new("RGBA", sketch_size, (0, 0, 0, 0))
-    _draw_shapes(ImageDraw.Draw(sketch), rng, palette, sketch_size, outline=None)
+    _draw_shapes(
+        ImageDraw.Draw(sketch), rng, palette, sketch_size, outline=None, complexity=job.complexity
+    )
     if not job.transparent:
         background = _gradient(sketch_size, palette[0], palette[1], rng).convert("RGBA")
         sketch = Image.alpha_composite(background, sketch).convert("RGB")
@@ -325,6 +354,10 @@ def _edit_maker(job: RenderJob) -> Callable[[int], Image.Image]:
         zip(job.inputs, _grid(len(job.inputs), size), strict=True)
     ):
         picture = _load(path)
+        if position == 0 and job.markup is not None:
+            # Markup guides the edit: it is drawn over the first image, at its size.
+            markup = _load(job.markup).resize(picture.size, _RESAMPLE)
+            picture = Image.alpha_composite(picture, markup)
         left, top, right, bottom = box
         collage.paste(
             picture.resize((max(1, right - left), max(1, bottom - top)), _RESAMPLE), box[:2]
@@ -341,7 +374,14 @@ def _edit_maker(job: RenderJob) -> Callable[[int], Image.Image]:
 
     def make(index: int) -> Image.Image:
         image = collage.copy()
-        _draw_shapes(ImageDraw.Draw(image), _rng(job, index), palette, size, outline=outline)
+        _draw_shapes(
+            ImageDraw.Draw(image),
+            _rng(job, index),
+            palette,
+            size,
+            outline=outline,
+            complexity=job.complexity,
+        )
         _write_words(image, job.prompt)
         if base is None or edit_here is None:
             return image
@@ -427,10 +467,12 @@ def _draw_shapes(
     size: tuple[int, int],
     *,
     outline: int | None,
+    complexity: str | None = None,
 ) -> None:
-    """Draw 4 to 8 seeded shapes: filled when ``outline`` is None, else outlined that thick."""
+    """Draw seeded shapes (4 to 8 at medium complexity): filled, or outlined ``outline`` thick."""
     width, height = size
-    for _ in range(rng.randint(4, 8)):
+    fewest, most = _SHAPES.get(complexity or "medium", _SHAPES["medium"])
+    for _ in range(rng.randint(fewest, most)):
         extent = rng.uniform(0.12, 0.4) * min(width, height)
         left = rng.uniform(0, width - extent)
         top = rng.uniform(0, height - extent)
@@ -525,6 +567,99 @@ def _encode(image: Image.Image, job: RenderJob) -> bytes:
     else:
         image.save(buffer, format="PNG", optimize=False, compress_level=1)
     return buffer.getvalue()
+
+
+def _gif(image: Image.Image, job: RenderJob) -> bytes:
+    """An animated GIF: the picture scrolls one step sideways per frame, a bar grows below."""
+    # One palette for every frame, worked out once: the frames are the same picture moved.
+    base = _flatten(image).quantize(colors=255, method=Image.Quantize.FASTOCTREE)
+    palette = base.getpalette() or []
+    palette = palette[: 255 * 3] + [0] * max(0, 255 * 3 - len(palette)) + list(_WHITE)
+    base.putpalette(palette)
+    width, height = base.size
+    bar = max(2, height // 64)
+    frames = []
+    for frame in range(job.frame_count):
+        shifted = ImageChops.offset(base, frame * width // job.frame_count, 0)
+        # The bar (palette entry 255, white) keeps every frame distinct, so the encoder
+        # never merges two of them.
+        ImageDraw.Draw(shifted).rectangle(
+            (0, height - bar, (frame + 1) * width // job.frame_count - 1, height - 1),
+            fill=255,
+        )
+        frames.append(shifted)
+    duration = min(MAX_FRAME_DURATION_MS, round(job.frame_duration_ms / 10) * 10)
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=duration,
+        loop=0,
+        optimize=False,
+        disposal=1,
+    )
+    return buffer.getvalue()
+
+
+def _svg(job: RenderJob, index: int) -> bytes:
+    """A well-formed SVG document: the prompt's gradient, seeded shapes, and its words."""
+    rng = _rng(job, index)
+    palette = _palette(job.prompt)
+    width, height = job.width, job.height
+    hexes = ["#{:02x}{:02x}{:02x}".format(*colour) for colour in palette]
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">',
+        f"<title>{_xml_text(job.prompt[:200])}</title>",
+        '<defs><linearGradient id="bg" x1="0" y1="0" x2="1" y2="1">'
+        f'<stop offset="0" stop-color="{hexes[0]}"/><stop offset="1" stop-color="{hexes[1]}"/>'
+        "</linearGradient></defs>",
+    ]
+    if not job.transparent:
+        parts.append(f'<rect width="{width}" height="{height}" fill="url(#bg)"/>')
+    fewest, most = _SHAPES.get(job.complexity or "medium", _SHAPES["medium"])
+    for _ in range(rng.randint(fewest, most)):
+        extent = rng.uniform(0.12, 0.4) * min(width, height)
+        left, top = rng.uniform(0, width - extent), rng.uniform(0, height - extent)
+        tall = extent * rng.uniform(0.6, 1.4)
+        fill = f'fill="{rng.choice(hexes)}" fill-opacity="{rng.randint(190, 255) / 255:.2f}"'
+        shape = rng.randrange(3)
+        if shape == 0:
+            parts.append(
+                f'<ellipse cx="{left + extent / 2:.1f}" cy="{top + tall / 2:.1f}" '
+                f'rx="{extent / 2:.1f}" ry="{tall / 2:.1f}" {fill}/>'
+            )
+        elif shape == 1:
+            parts.append(
+                f'<rect x="{left:.1f}" y="{top:.1f}" width="{extent:.1f}" '
+                f'height="{tall:.1f}" {fill}/>'
+            )
+        else:
+            points = (
+                f"{left:.1f},{top + tall:.1f} {left + extent:.1f},{top + tall:.1f} "
+                f"{left + extent / 2:.1f},{top:.1f}"
+            )
+            parts.append(f'<polygon points="{points}" {fill}/>')
+    font_size = max(8, min(width, height) // 16)
+    words = " ".join(job.prompt.split()[:12])
+    parts.append(
+        f'<text x="{font_size // 2}" y="{font_size * 3 // 2}" font-family="sans-serif" '
+        f'font-size="{font_size}" fill="white" stroke="black" stroke-width="1" '
+        f"aria-label={quoteattr(_xml_text(words))}>{_xml_text(words)}</text>"
+    )
+    parts.append("</svg>")
+    return "\n".join(parts).encode("utf-8")
+
+
+def _xml_text(text: str) -> str:
+    """Text safe inside an XML element: escaped, and without characters XML forbids."""
+    kept = text.translate(_NOT_XML)
+    # Lone surrogates cannot be encoded as UTF-8 at all.
+    kept = kept.encode("utf-8", "ignore").decode("utf-8")
+    return escape(kept)
 
 
 def _flatten(image: Image.Image) -> Image.Image:

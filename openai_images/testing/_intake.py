@@ -20,6 +20,7 @@ import binascii
 import contextlib
 import functools
 import hashlib
+import re
 import shutil
 import tempfile
 import typing
@@ -86,7 +87,7 @@ class Upload:
     """One file that arrived, spooled to disk.
 
     Attributes:
-        field: The request field it belongs to: ``"image"`` or ``"mask"``.
+        field: The request field it belongs to: ``"image"``, ``"mask"`` or ``"markup"``.
         part: The part's name as sent (``"image"``, ``"image[]"``, ``"mask"``), or the
             JSON reference's path (``"images[0]"``).
         filename: The part's filename (a reference's path for ``data:`` URLs).
@@ -224,7 +225,11 @@ async def read_multipart(
                         code="invalid_type",
                     )
                 text = await _read_text(part, budget, name)
-                fields[name] = _coerce(name, text, kinds)
+                path = _bracketed(name)
+                if path is None:
+                    fields[name] = _coerce(name, text, kinds)
+                else:
+                    _nest(fields, name, path, text)
                 continue
             if field not in file_fields:
                 if field in kinds:
@@ -473,11 +478,38 @@ def _coerce(name: str, text: str, kinds: Mapping[str, str | None]) -> Any:
         )
     if kind is None:
         raise Rejection(
-            f"Invalid type for '{name}': image references need an application/json body.",
+            f"Invalid type for '{name}': an object goes as bracketed fields "
+            f"('{name}[key]'), image references in an application/json body.",
             param=name,
             code="invalid_type",
         )
     return text
+
+
+_BRACKETED = re.compile(r"([^\[\]]+)((?:\[[^\[\]]+\])+)")
+
+
+def _bracketed(name: str) -> list[str] | None:
+    """``svg[reasoning][effort]`` as ``["svg", "reasoning", "effort"]``; ``None`` if plain."""
+    match = _BRACKETED.fullmatch(name)
+    if match is None:
+        return None
+    return [match.group(1), *re.findall(r"\[([^\[\]]+)\]", match.group(2))]
+
+
+def _nest(fields: dict[str, Any], name: str, path: list[str], text: str) -> None:
+    """Put a bracketed field's text into nested objects, as a JSON body would carry it."""
+    node = fields
+    for key in path[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise Rejection(
+                f"Invalid type for '{key}': sent both as a value and as an object ({name}).",
+                param=key,
+                code="invalid_type",
+            )
+        node = child
+    node[path[-1]] = text
 
 
 @attrs.define

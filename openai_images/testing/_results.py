@@ -36,6 +36,7 @@ from openai_images._responses import (
     ImagesResponse,
     InputTokensDetails,
     OutputTokensDetails,
+    SvgUsage,
     Usage,
 )
 from openai_images._rules import MODELS, effective_model, parse_size
@@ -69,7 +70,16 @@ _OUTPUT_TOKENS = {
     "low": (272, 408, 400),
     "medium": (1056, 1584, 1568),
     "high": (4160, 6240, 6208),
+    # The 2.5 models' top qualities: plausible multiples of "high", not published figures.
+    "xhigh": (8320, 12480, 12416),
+    "max": (16640, 24960, 24832),
 }
+# Text tokens spent planning the picture, by complexity (only when it is asked for).
+_PLANNING_TOKENS = {"low": 16, "medium": 64, "high": 256}
+# Who renders a request that names no model: the API's own choice, here a current model.
+UNNAMED_MODEL = "gpt-image-1.5"
+UNNAMED_VARIATION_MODEL = "dall-e-2"  # the only model that ever made variations
+DEFAULT_SVG_AUTHOR = "gpt-5.5"
 _PARTIAL_IMAGE_TOKENS = 100  # each partial image costs this many more output tokens
 _HIGH_FIDELITY_TOKENS = 4160  # added per input image with input_fidelity "high"
 _SQUARE = 1024 * 1024
@@ -103,6 +113,8 @@ class Plan:
         partial_images: How many partial images a stream sends first.
         revised_prompt: dall-e-3's rewritten prompt.
         usage: Token counts (GPT image models).
+        svg_usage: The SVG author's token counts (SVG output).
+        safety_identifier: The end-user id to echo: ``safety_identifier``, else ``user``.
     """
 
     endpoint: str
@@ -118,6 +130,8 @@ class Plan:
     partial_images: int
     revised_prompt: str | None
     usage: Usage | None
+    svg_usage: SvgUsage | None = None
+    safety_identifier: str | None = None
 
 
 def make_plan(
@@ -125,6 +139,7 @@ def make_plan(
     *,
     inputs: Sequence[InputImage] = (),
     mask: Path | None = None,
+    markup: Path | None = None,
 ) -> Plan:
     """Resolve a request that passed the rules into what to make and report.
 
@@ -132,11 +147,12 @@ def make_plan(
     always gives the same images.
 
     Example:
-        >>> plan = make_plan(GenerateRequest(prompt="a fox", model="gpt-image-1"))
+        >>> plan = make_plan(GenerateRequest(prompt="a fox", model="gpt-image-2.5-flare"))
         >>> plan.size, plan.quality, plan.background, plan.job.width
         ('1024x1024', 'high', 'opaque', 1024)
     """
-    model = effective_model(request)
+    unnamed = UNNAMED_VARIATION_MODEL if isinstance(request, VariationRequest) else UNNAMED_MODEL
+    model = effective_model(request) or unnamed
     rules = MODELS[model]
     gpt = rules.is_gpt_image
     stream = bool(getattr(request, "stream", None)) and gpt
@@ -146,6 +162,13 @@ def make_plan(
     transparent = False
     quality = background = None
     prompt = "" if isinstance(request, VariationRequest) else request.prompt
+    complexity = frame_count = frame_duration = safety_identifier = None
+    svg_usage = None
+    if not isinstance(request, VariationRequest):
+        complexity = request.complexity
+        frame_count, frame_duration = request.frame_count, request.frame_duration_ms
+        # The API echoes the id it used: a non-empty safety_identifier wins over user.
+        safety_identifier = request.safety_identifier or request.user or None
     if gpt and not isinstance(request, VariationRequest):
         output_format = request.output_format or "png"
         if output_format != "png":
@@ -153,6 +176,12 @@ def make_plan(
         transparent = request.background == "transparent"
         background = "transparent" if transparent else "opaque"
         quality = request.quality if request.quality in _OUTPUT_TOKENS else "high"
+        if output_format == "svg":
+            svg = request.svg
+            author = svg.model if svg is not None and svg.model else DEFAULT_SVG_AUTHOR
+            svg_usage = _svg_usage(
+                prompt, author, svg.reasoning.effort if svg and svg.reasoning else None
+            )
     # A stream carries one image: n is accepted, and the first image is the one streamed.
     n = 1 if stream else (request.n or 1)
     partials = (getattr(request, "partial_images", None) or 0) if stream else 0
@@ -168,11 +197,15 @@ def make_plan(
         seed=_seed(request, inputs),
         inputs=tuple(image.path for image in inputs),
         mask=mask,
+        markup=markup,
+        complexity=complexity,
+        frame_count=frame_count or 9,
+        frame_duration_ms=200 if frame_duration is None else frame_duration,
     )
     usage = None
     if gpt and quality is not None:
         fidelity = getattr(request, "input_fidelity", None) == "high"
-        usage = _usage(prompt, inputs, quality, width, height, n, partials, fidelity)
+        usage = _usage(prompt, inputs, quality, width, height, n, partials, fidelity, complexity)
     revised = None
     if model == "dall-e-3" and isinstance(request, GenerateRequest):
         revised = _revised_prompt(request.prompt, request.style or "vivid")
@@ -190,6 +223,8 @@ def make_plan(
         partial_images=partials,
         revised_prompt=revised,
         usage=usage,
+        svg_usage=svg_usage,
+        safety_identifier=safety_identifier,
     )
 
 
@@ -213,7 +248,7 @@ def images_response(
         for index, image in enumerate(images)
     )
     if not plan.gpt:
-        return ImagesResponse(created=created, data=data)
+        return ImagesResponse(created=created, data=data, safety_identifier=plan.safety_identifier)
     return ImagesResponse(
         created=created,
         data=data,
@@ -222,6 +257,8 @@ def images_response(
         quality=plan.quality,
         size=plan.size,
         usage=plan.usage,
+        svg_usage=plan.svg_usage,
+        safety_identifier=plan.safety_identifier,
     )
 
 
@@ -243,7 +280,14 @@ def stream_events(
         partial_cls(b64_json=_b64(image), partial_image_index=index, **common)
         for index, image in enumerate(partials)
     ]
-    events.append(completed_cls(b64_json=_b64(final), usage=plan.usage, **common))
+    events.append(
+        completed_cls(
+            b64_json=_b64(final),
+            usage=plan.usage,
+            safety_identifier=plan.safety_identifier,
+            **common,
+        )
+    )
     return events
 
 
@@ -252,6 +296,7 @@ def wire_body(answer: ImagesResponse | StreamEvent) -> dict[str, Any]:
     body: dict[str, Any] = converter.unstructure(answer)
     body.pop("request_id", None)
     body.pop("headers", None)
+    body.pop("raw", None)
     dropped: dict[str, Any] = _drop_none(body)
     return dropped
 
@@ -274,8 +319,8 @@ def _resolve_size(
     parsed = parse_size(request.size) if request.size is not None else None
     if parsed is not None:
         return parsed
-    if gpt and request.size == "auto" and isinstance(request, EditRequest) and inputs:
-        # "auto" follows the first input's orientation.
+    if gpt and request.size in (None, "auto") and isinstance(request, EditRequest) and inputs:
+        # "auto" (an edit's default since 2026) follows the first input's orientation.
         first = inputs[0]
         if first.width * 5 > first.height * 6:
             return 1536, 1024
@@ -319,18 +364,36 @@ def _usage(
     n: int,
     partials: int,
     high_fidelity: bool,
+    complexity: str | None = None,
 ) -> Usage:
     text_tokens = max(1, len(prompt.split()))
     image_tokens = sum(
         _input_image_tokens(image.width, image.height, high_fidelity) for image in inputs
     )
     output = n * _output_tokens(quality, width, height) + partials * _PARTIAL_IMAGE_TOKENS
+    planning = _PLANNING_TOKENS.get(complexity or "", 0)
     return Usage(
         input_tokens=text_tokens + image_tokens,
-        output_tokens=output,
-        total_tokens=text_tokens + image_tokens + output,
+        output_tokens=output + planning,
+        total_tokens=text_tokens + image_tokens + output + planning,
         input_tokens_details=InputTokensDetails(text_tokens=text_tokens, image_tokens=image_tokens),
-        output_tokens_details=OutputTokensDetails(text_tokens=0, image_tokens=output),
+        output_tokens_details=OutputTokensDetails(text_tokens=planning, image_tokens=output),
+    )
+
+
+def _svg_usage(prompt: str, author: str, effort: str | None) -> SvgUsage:
+    """Plausible counts for the SVG author: more reasoning, more tokens."""
+    efforts = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+    step = efforts.index(effort) if effort in efforts else 3
+    input_tokens = 200 + max(1, len(prompt.split()))
+    reasoning = 128 * step
+    output = 900 + reasoning
+    return SvgUsage(
+        model=author,
+        input_tokens=input_tokens,
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+        total_tokens=input_tokens + output,
     )
 
 

@@ -1,9 +1,9 @@
 """The local Images server: real HTTP on 127.0.0.1 that answers like the OpenAI Images API.
 
 One aiohttp application serves the three endpoints (``POST /v1/images/generations``,
-``/v1/images/edits``, ``/v1/images/variations``), the ``url`` results of DALL·E models
-(``GET /v1/_files/{name}``, until they expire) and, when asked for, a control route for
-faults. Every image request goes the same road::
+``/v1/images/edits``, and with ``legacy=True`` the retired ``/v1/images/variations``),
+the ``url`` results of DALL·E models (``GET /v1/_files/{name}``, until they expire) and,
+when asked for, a control route for faults. Every image request goes the same road::
 
     request fault? -> key -> rate limit -> latency -> read (JSON, or multipart spooled to disk)
     -> structure into the shared request class -> rules.check -> inspect files -> check_images
@@ -48,7 +48,7 @@ from openai_images._requests import (
     ImageRequest,
     VariationRequest,
 )
-from openai_images._rules import MODELS, check, check_images
+from openai_images._rules import MODELS, check, check_images, legacy_model_note
 from openai_images._sniff import ImageInfo
 
 from ._azure import AzureMode, Placement
@@ -224,6 +224,9 @@ class LocalImagesServer:
         azure: Answer like an Azure OpenAI resource instead (``True``, or an ``AzureMode``
             naming deployments, tokens, versions and filtered words): the deployments and
             v1 routes, ``api-key`` or Entra token auth, Azure's errors and request id header.
+        legacy: Also serve the retired models (``gpt-image-1``, ``dall-e-2``, ``dall-e-3``)
+            and ``/v1/images/variations``, for code that still targets them; by default
+            they are refused as the API refuses them today, naming the successor.
 
     Example:
         ```python
@@ -254,6 +257,7 @@ class LocalImagesServer:
         clock: Clock = time.monotonic,
         tmp_dir: str | Path | None = None,
         azure: bool | AzureMode = False,
+        legacy: bool = False,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be 0 or more, got {latency}")
@@ -275,6 +279,7 @@ class LocalImagesServer:
         self._access_log = access_log
         self._shutdown_timeout = shutdown_timeout
         self._tmp_dir = Path(tmp_dir) if tmp_dir is not None else None
+        self._legacy = legacy
         self._faults = FaultQueue()
         self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._runner: web.AppRunner | None = None
@@ -587,6 +592,8 @@ class LocalImagesServer:
                 if faulted is not None:
                     return faulted
             self._authenticate(exchange, placement)
+            if endpoint == "variations" and not self._legacy:
+                raise _variations_retired()
             self._admit()
             if self._latency:
                 await anyio.sleep(self._latency)
@@ -736,7 +743,7 @@ class LocalImagesServer:
         """The plan of a JSON request: a generation, or an edit by reference."""
         if endpoint == "generations":
             parsed = structure_request(GenerateRequest, data)
-            _check_rules(parsed)
+            self._check_rules(parsed)
             return make_plan(parsed)
         check_reference_shapes(data)
         edit = structure_request(EditRequest, data)
@@ -746,7 +753,7 @@ class LocalImagesServer:
                 param="images",
                 code="missing_required_parameter",
             )
-        _check_rules(edit)
+        self._check_rules(edit)
         workdir = await stack.enter_async_context(request_workdir(self._tmp_dir))
         return await self._plan_json_edit(edit, workdir)
 
@@ -758,8 +765,13 @@ class LocalImagesServer:
     ) -> Plan:
         images = [upload for upload in uploads if upload.field == "image"]
         masks = [upload for upload in uploads if upload.field == "mask"]
-        if len(masks) > 1:
-            raise Rejection("Only one mask may be given.", param="mask", code="invalid_value")
+        markups = [upload for upload in uploads if upload.field == "markup"]
+        for extra in (masks, markups):
+            if len(extra) > 1:
+                param = extra[0].field
+                raise Rejection(
+                    f"Only one {param} may be given.", param=param, code="invalid_value"
+                )
         if cls is VariationRequest and len(images) > 1:
             raise Rejection(
                 "A variation takes exactly one image.", param="image", code="invalid_value"
@@ -770,11 +782,18 @@ class LocalImagesServer:
             data["image"] = [image.path for image in images] if listed else images[0].path
         if masks:
             data["mask"] = masks[0].path
+        if markups:
+            data["markup"] = markups[0].path
         parsed = structure_request(cls, data)
-        _check_rules(parsed)
+        self._check_rules(parsed)
         params = [f"image[{index}]" if listed else "image" for index in range(len(images))]
         return await self._plan_with_inputs(
-            parsed, parsed, images, params, masks[0] if masks else None
+            parsed,
+            parsed,
+            images,
+            params,
+            masks[0] if masks else None,
+            markups[0] if markups else None,
         )
 
     async def _plan_json_edit(self, edit: EditRequest, workdir: Path) -> Plan:
@@ -806,17 +825,21 @@ class LocalImagesServer:
         images: Sequence[Upload],
         params: Sequence[str],
         mask: Upload | None,
+        markup: Upload | None = None,
     ) -> Plan:
         for upload, param in zip(images, params, strict=True):
             check_declared_type(upload, param=param)
         if mask is not None:
             check_declared_type(mask, param="mask")
+        if markup is not None:
+            check_declared_type(markup, param="markup")
         infos = [
             await _inspect(upload, param) for upload, param in zip(images, params, strict=True)
         ]
         mask_info = await _inspect(mask, "mask") if mask is not None else None
-        _check_pixels([*infos, *([mask_info] if mask_info is not None else [])])
-        violations = check_images(probe, infos, mask_info)
+        markup_info = await _inspect(markup, "markup") if markup is not None else None
+        _check_pixels([info for info in (*infos, mask_info, markup_info) if info is not None])
+        violations = check_images(probe, infos, mask_info, markup=markup_info)
         if violations:
             first = violations[0]
             param = first.param
@@ -832,7 +855,40 @@ class LocalImagesServer:
             )
             for upload, info in zip(images, infos, strict=True)
         ]
-        return make_plan(parsed, inputs=inputs, mask=mask.path if mask is not None else None)
+        return make_plan(
+            parsed,
+            inputs=inputs,
+            mask=mask.path if mask is not None else None,
+            markup=markup.path if markup is not None else None,
+        )
+
+    def _check_rules(self, request: ImageRequest) -> None:
+        """Refuse unknown and (unless legacy) retired models, then the table's first broken rule."""
+        model = request.model
+        if model is not None:
+            rules = MODELS.get(model)
+            served = [
+                name for name, known in MODELS.items() if self._legacy or known.retired is None
+            ]
+            if rules is not None and rules.retired is not None and not self._legacy:
+                note = legacy_model_note(model)
+                raise Rejection(
+                    f"The model '{model}' is no longer available: {note}.",
+                    status=404,
+                    param="model",
+                    code="model_not_found",
+                )
+            if rules is None:
+                supported = ", ".join(f"'{name}'" for name in served)
+                raise Rejection(
+                    f"Invalid value: '{model}'. Supported values are: {supported}.",
+                    param="model",
+                    code="invalid_value",
+                )
+        violations = check(request)
+        if violations:
+            first = violations[0]
+            raise Rejection(first.message, param=first.param, code=first.code)
 
     # -- answering ---------------------------------------------------------------------------
 
@@ -927,22 +983,6 @@ def _stored_file(files: FileStore, request: web.Request) -> StoredFile:
     return stored
 
 
-def _check_rules(request: ImageRequest) -> None:
-    """Refuse unknown models and the first broken rule of the shared table."""
-    model = request.model
-    if model is not None and model not in MODELS:
-        supported = ", ".join(f"'{name}'" for name in MODELS)
-        raise Rejection(
-            f"Invalid value: '{model}'. Supported values are: {supported}.",
-            param="model",
-            code="invalid_value",
-        )
-    violations = check(request)
-    if violations:
-        first = violations[0]
-        raise Rejection(first.message, param=first.param, code=first.code)
-
-
 def _check_pixels(infos: Sequence[ImageInfo]) -> None:
     """Refuse a request whose inputs would decode to more than ``MAX_REQUEST_PIXELS``."""
     total = sum((info.width or 0) * (info.height or 0) for info in infos)
@@ -990,6 +1030,16 @@ async def _render(plan: Plan, *, partials: bool = False) -> list[bytes]:
         ) from error
 
 
+def _variations_retired() -> Rejection:
+    return Rejection(
+        "Image variations (POST /v1/images/variations) are no longer available: edit the "
+        "image with a GPT image model instead (POST /v1/images/edits, e.g. model "
+        "'gpt-image-1.5').",
+        status=404,
+        code="endpoint_retired",
+    )
+
+
 def _cut(request: web.Request) -> None:
     """Close the connection under the request (what a reset looks like to the client)."""
     if request.transport is not None:
@@ -1015,6 +1065,7 @@ async def serve_forever(
     control_route: bool = True,
     url_ttl: float = 3600.0,
     access_log: bool = True,
+    legacy: bool = False,
     on_ready: Callable[[LocalImagesServer], object] | None = None,
 ) -> None:
     """Run a server until cancelled (the command line's ``openai-images serve``).
@@ -1023,6 +1074,7 @@ async def serve_forever(
     is on, so faults can be scripted over HTTP.
 
     Args:
+        legacy: Also serve the retired models and the variations endpoint.
         on_ready: Called with the running server once it listens, e.g. to print its
             ``base_url``.
 
@@ -1042,6 +1094,7 @@ async def serve_forever(
         url_ttl=url_ttl,
         access_log=access_log,
         max_recorded=0,
+        legacy=legacy,
     )
     async with server:
         if on_ready is not None:

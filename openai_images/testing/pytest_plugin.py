@@ -14,7 +14,7 @@ Example:
     ```python
     @pytest.mark.anyio
     async def test_fox(images_client, images_server):
-        await images_client.generate(prompt="a fox", model="dall-e-2", size="256x256")
+        await images_client.generate(prompt="a fox", model="gpt-image-1-mini", quality="low")
         assert images_server.requests[-1].fields["prompt"] == "a fox"
     ```
 """

@@ -51,7 +51,7 @@ __all__ = ["ASYNC_PEERS", "SYNC_PEERS", "main", "make_sparse_png", "run_worker"]
 API_KEY = "sk-bench-0123456789"
 PROMPT = "a red fox in the snow, watercolor"
 EDIT_PROMPT = "put them all in a gift basket"
-MODEL = "gpt-image-1"
+MODEL = "gpt-image-1.5"
 GENERATE: dict[str, Any] = {"prompt": PROMPT, "model": MODEL, "size": "1024x1024", "quality": "low"}
 STREAM_PARTIALS = 3
 

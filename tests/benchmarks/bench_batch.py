@@ -250,9 +250,9 @@ def _requests(mode: Mode, count: int, tag: str) -> Iterator[ImageRequest]:
             yield EditRequest(
                 image=image,
                 prompt=f"edit {tag}{index}",
-                model="dall-e-2",
+                model="gpt-image-2.5-flare",
                 size="256x256",
-                response_format="b64_json",
+                quality="low",
             )
         else:
             yield GenerateRequest(

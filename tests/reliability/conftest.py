@@ -335,12 +335,12 @@ def generation(case: FaultCase) -> dict[str, Any]:
     if case.stream:
         return {
             "prompt": "a lighthouse at dusk",
-            "model": "gpt-image-1",
+            "model": "gpt-image-1.5",
             "size": "1024x1024",
             "quality": "low",
             "partial_images": 3,
         }
-    return {"prompt": "a lighthouse at dusk", "model": "dall-e-2", "size": "256x256"}
+    return {"prompt": "a lighthouse at dusk", "model": "gpt-image-2.5-flare", "size": "256x256"}
 
 
 async def call(client: AsyncImagesClient, case: FaultCase) -> Outcome:

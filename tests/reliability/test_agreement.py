@@ -7,7 +7,10 @@ server's verdict is its answer to the same request sent by a client with
 ``validate=False``. They must agree, and a refusal must name the same first ``param``.
 
 Only a model the rules table does not know is judged differently, on purpose: the client
-sends it as is and the server (like the API) decides. That case has a test of its own.
+sends it as is and the server (like the API) decides. So is a retired model: the client
+checks it against the rules it had and sends it, and today's server refuses it (the
+agreement runs on a ``legacy=True`` server, which still serves them). Those cases have
+tests of their own.
 
 The server's image rendering is replaced by a stub returning one tiny PNG per image: the
 verdicts are all decided before rendering, and real 3840x2160 images would only cost time.
@@ -32,7 +35,10 @@ from openai_images import (
     EditRequest,
     GenerateRequest,
     ImageRef,
+    NotFoundError,
     RequestValidationError,
+    SvgOptions,
+    SvgReasoning,
     VariationRequest,
 )
 from openai_images._requests import ImageRequest
@@ -83,11 +89,11 @@ ANY: dict[str, list[Any]] = {
     "model": [*sorted(MODELS), None],
     "n": [-1, 0, 1, 2, 10, 11],
     "size": [*_sizes, *_custom, "1024X1024", "1024x", "0x0", "big"],
-    "quality": ["standard", "hd", "low", "medium", "high", "auto"],
+    "quality": ["standard", "hd", "low", "medium", "high", "xhigh", "max", "auto"],
     "response_format": ["url", "b64_json"],
     "background": ["transparent", "opaque", "auto"],
     "moderation": ["low", "auto"],
-    "output_format": ["png", "jpeg", "webp"],
+    "output_format": ["png", "jpeg", "webp", "gif", "svg"],
     "output_compression": [-1, 0, 50, 100, 101],
     "style": ["vivid", "natural"],
     "input_fidelity": ["high", "low"],
@@ -95,6 +101,16 @@ ANY: dict[str, list[Any]] = {
     "partial_images": [-1, 0, 1, 3, 4],
     "prompt": ["a red fox in the snow", "x" * 1000, "x" * 1001, "x" * 4001, "", "é\u0000🦊"],
     "user": ["user-42"],
+    "safety_identifier": ["", "hashed-user-42"],
+    "complexity": ["low", "medium", "high", "extreme"],
+    "frame_count": [-1, 1, 2, 9, 16, 17],
+    "frame_duration_ms": [-10, 0, 123, 200, 700_000],
+    "svg": [
+        SvgOptions(model="gpt-5.5"),
+        SvgOptions(model="gpt-5.5", reasoning=SvgReasoning(effort="high")),
+        SvgOptions(model="gpt-5.5", reasoning=SvgReasoning()),
+        SvgOptions(model=""),
+    ],
 }
 
 
@@ -117,6 +133,11 @@ def _allowed(rules: ModelRules | None, name: str) -> list[Any]:
         "partial_images": [0, 3] if rules.streaming else [],
         "prompt": ["a red fox in the snow", "x" * rules.prompt_max_length],
         "user": ["user-42"],
+        "safety_identifier": ["hashed-user-42"],
+        "complexity": rules.complexities,
+        "frame_count": [2, 16] if "gif" in rules.output_formats else [],
+        "frame_duration_ms": [0, 200] if "gif" in rules.output_formats else [],
+        "svg": [SvgOptions(model="gpt-5.5")] if "svg" in rules.output_formats else [],
     }
     return sorted(by_field[name], key=repr)
 
@@ -131,27 +152,30 @@ def _field(draw: st.DrawFn, rules: ModelRules | None, name: str) -> Any:
     return draw(st.sampled_from(allowed)) if allowed else None
 
 
-def _fields(
-    draw: st.DrawFn, names: list[str], *, endpoint: str, default_model: str
-) -> dict[str, Any]:
+def _fields(draw: st.DrawFn, names: list[str], *, endpoint: str) -> dict[str, Any]:
     able = [name for name, rules in MODELS.items() if endpoint in rules.endpoints]
     model = draw(st.sampled_from([None, *able, *able] + ANY["model"]))
-    rules = MODELS.get(model or default_model)
-    return {"model": model, **{name: _field(draw, rules, name) for name in names}}
+    # No hidden default: without a model, only the rules every model shares apply.
+    rules = MODELS.get(model) if model is not None else None
+    fields = {"model": model, **{name: _field(draw, rules, name) for name in names}}
+    if fields.get("output_format") in ("gif", "svg") and draw(st.booleans()):
+        # Often enough to matter, the output kind's own fields come along.
+        extra = (
+            ["frame_count", "frame_duration_ms"] if fields["output_format"] == "gif" else ["svg"]
+        )
+        fields |= {name: _field(draw, rules, name) for name in extra}
+    return fields
 
 
 _COMMON = ["n", "size", "response_format", "user"]
 _GPT = ["prompt", "quality", "background", "moderation", "output_format",
-        "output_compression", "stream", "partial_images"]  # fmt: skip
+        "output_compression", "stream", "partial_images", "safety_identifier",
+        "complexity", "frame_count", "frame_duration_ms", "svg"]  # fmt: skip
 
 
 @st.composite
 def generations(draw: st.DrawFn) -> GenerateRequest:
-    return GenerateRequest(
-        **_fields(
-            draw, [*_COMMON, *_GPT, "style"], endpoint="generations", default_model="dall-e-2"
-        )
-    )
+    return GenerateRequest(**_fields(draw, [*_COMMON, *_GPT, "style"], endpoint="generations"))
 
 
 _UPLOADS = [SQUARE, SQUARE_ALPHA, WIDE, JPEG, WEBP]
@@ -159,9 +183,7 @@ _UPLOADS = [SQUARE, SQUARE_ALPHA, WIDE, JPEG, WEBP]
 
 @st.composite
 def uploaded_edits(draw: st.DrawFn) -> EditRequest:
-    fields = _fields(
-        draw, [*_COMMON, *_GPT, "input_fidelity"], endpoint="edits", default_model="gpt-image-1.5"
-    )
+    fields = _fields(draw, [*_COMMON, *_GPT, "input_fidelity"], endpoint="edits")
     image: Any = draw(
         st.one_of(
             st.sampled_from(_UPLOADS),
@@ -178,9 +200,7 @@ _REF = ImageRef(image_url=_data_url(SQUARE[1]))
 
 @st.composite
 def referenced_edits(draw: st.DrawFn) -> EditRequest:
-    fields = _fields(
-        draw, [*_COMMON, *_GPT, "input_fidelity"], endpoint="edits", default_model="gpt-image-1.5"
-    )
+    fields = _fields(draw, [*_COMMON, *_GPT, "input_fidelity"], endpoint="edits")
     images = [_REF] * draw(st.sampled_from([0, 1, 1, 2, 16, 17]))
     mask = draw(st.sampled_from([None, ImageRef(image_url=_data_url(MASK[1]))]))
     return EditRequest(**fields, images=images, mask=mask)
@@ -188,7 +208,7 @@ def referenced_edits(draw: st.DrawFn) -> EditRequest:
 
 @st.composite
 def variations(draw: st.DrawFn) -> VariationRequest:
-    fields = _fields(draw, _COMMON, endpoint="variations", default_model="dall-e-2")
+    fields = _fields(draw, _COMMON, endpoint="variations")
     return VariationRequest(**fields, image=draw(st.sampled_from(_UPLOADS)))
 
 
@@ -202,10 +222,13 @@ def _render_partials(job: RenderJob, *, index: int, count: int) -> list[bytes]:
 
 @pytest.fixture
 async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LocalImagesServer]:
-    """A local server whose images cost nothing to make (the verdicts come before them)."""
+    """A legacy local server (the retired models too) whose images cost nothing to make.
+
+    The verdicts all come before the rendering.
+    """
     monkeypatch.setattr(openai_images.testing._server, "render", _render)
     monkeypatch.setattr(openai_images.testing._server, "render_partials", _render_partials)
-    async with LocalImagesServer(max_recorded=10) as running:
+    async with LocalImagesServer(max_recorded=10, legacy=True) as running:
         yield running
 
 
@@ -331,3 +354,33 @@ async def test_an_unknown_model_is_left_to_the_server(
         await checked.send(request_)
     assert refused.value.param == "model"
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        GenerateRequest(prompt="a fox", model="gpt-image-1"),
+        GenerateRequest(prompt="a fox", model="dall-e-3"),
+        EditRequest(prompt="a fox", model="dall-e-2", image=SQUARE),
+        VariationRequest(model="dall-e-2", image=SQUARE),
+        VariationRequest(image=SQUARE),
+    ],
+    ids=["gpt-image-1", "dall-e-3", "dall-e-2-edit", "dall-e-2-variation", "variation"],
+)
+async def test_todays_server_has_the_last_word_on_retired_models(
+    monkeypatch: pytest.MonkeyPatch, request_: ImageRequest
+) -> None:
+    """The client sends a valid request for a retired model or endpoint; today's server refuses.
+
+    The refusal is a 404 that names the retirement and what to use instead.
+    """
+    monkeypatch.setattr(openai_images.testing._server, "render", _render)
+    async with (
+        LocalImagesServer(max_recorded=10) as today,
+        AsyncImagesClient(api_key=KEY, base_url=today.base_url, max_retries=0) as client,
+    ):
+        assert check(request_) == []
+        with pytest.raises(NotFoundError) as refused:
+            await client.send(request_)
+        assert len(today.requests) == 1
+    assert "2026" in str(refused.value) or "edits" in str(refused.value)

@@ -242,7 +242,7 @@ async def test_a_bad_input_file_is_refused_before_any_io(
     """Each bad file is a RequestValidationError naming ``image`` and saying why; no I/O."""
     make, why = BAD_FILES[kind]
     with pytest.raises(RequestValidationError, match=why) as refused:
-        await client.edit(image=make(tmp_path), prompt="p", model="gpt-image-1")
+        await client.edit(image=make(tmp_path), prompt="p", model="gpt-image-1.5")
     assert refused.value.param == "image"
     assert recorder.requests == []
     assert recorder.unfinished == 0
@@ -253,7 +253,7 @@ async def test_an_unreadable_file_object_is_refused_before_any_io(
 ) -> None:
     """A file object that may not be read is refused, naming it, before any I/O."""
     with pytest.raises(RequestValidationError, match="permission denied") as refused:
-        await client.edit(image=io.BufferedReader(_Unreadable()), prompt="p", model="gpt-image-1")
+        await client.edit(image=io.BufferedReader(_Unreadable()), prompt="p", model="gpt-image-1.5")
     assert refused.value.param == "image"
     assert recorder.requests == []
 
@@ -288,7 +288,7 @@ async def test_a_file_deleted_after_its_check_fails_at_upload_without_retries(
     monkeypatch.setattr("openai_images._send.build_multipart", build_then_delete)
     async with AsyncImagesClient(api_key=KEY, base_url=recorder.base_url, max_retries=3) as c:
         with pytest.raises(RequestValidationError, match=r"gone\.png.*No such file") as refused:
-            await c.edit(image=[PNG, path], prompt="p", model="gpt-image-1")
+            await c.edit(image=[PNG, path], prompt="p", model="gpt-image-1.5")
     assert refused.value.param == "image[1]"
     assert isinstance(refused.value.__cause__, FileNotFoundError)
     assert recorder.requests == []
@@ -301,7 +301,7 @@ async def test_a_file_name_that_is_not_utf8_still_uploads(
     """A path whose bytes are not UTF-8 uploads; its name goes with replacement characters."""
     path = os.fsdecode(os.fsencode(tmp_path) + b"/\xff\xfe-photo.png")
     await anyio.Path(path).write_bytes(PNG)
-    await client.edit(image=path, prompt="p", model="gpt-image-1")
+    await client.edit(image=path, prompt="p", model="gpt-image-1.5")
     (part,) = [part for part in recorder.requests[0].parts if part.filename]
     assert part.filename is not None
     assert part.filename.endswith("-photo.png")

@@ -75,14 +75,16 @@ async def test_cancelling_mid_upload_closes_the_file_and_the_connection(
         with anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
                 group.start_soon(
-                    lambda: client.edit(image=big_image, prompt="p", model="gpt-image-1")
+                    lambda: client.edit(image=big_image, prompt="p", model="gpt-image-1.5")
                 )
                 await wait_until(lambda: files_open(big_image) > 0)
                 await anyio.sleep(0.2)  # let the socket buffers fill
                 group.cancel_scope.cancel()
         assert files_open(big_image) == 0
         await wait_until(lambda: len(server.requests) == 1)
-        result = await client.generate(prompt="still usable", model="dall-e-2", size="256x256")
+        result = await client.generate(
+            prompt="still usable", model="gpt-image-2.5-flare", size="256x256"
+        )
         assert result.data
     await assert_released(before)
 
@@ -96,13 +98,15 @@ async def test_cancelling_mid_download_closes_the_connection(server: LocalImages
         with anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
                 group.start_soon(
-                    lambda: client.generate(prompt="p", model="dall-e-2", size="256x256")
+                    lambda: client.generate(prompt="p", model="gpt-image-2.5-flare", size="256x256")
                 )
                 # The server records a body it is about to send before sending any of it.
                 await wait_until(lambda: len(server.requests) == 1)
                 await anyio.sleep(0.1)
                 group.cancel_scope.cancel()
-        result = await client.generate(prompt="still usable", model="dall-e-2", size="256x256")
+        result = await client.generate(
+            prompt="still usable", model="gpt-image-2.5-flare", size="256x256"
+        )
         assert result.data
     await assert_released(before)
 
@@ -114,7 +118,7 @@ async def test_leaving_a_stream_early_closes_it(server: LocalImagesServer, how: 
     before = Snapshot.take()
     async with _client(server.base_url) as client:
         stream = await client.generate(
-            prompt="p", model="gpt-image-1", size="1024x1024", quality="low",
+            prompt="p", model="gpt-image-1.5", size="1024x1024", quality="low",
             stream=True, partial_images=3,
         )  # fmt: skip
         if how == "aclose-unread":
@@ -127,7 +131,9 @@ async def test_leaving_a_stream_early_closes_it(server: LocalImagesServer, how: 
                             break
                         raise LookupError("the caller's own error")
         assert [event async for event in stream] == []
-        result = await client.generate(prompt="still usable", model="dall-e-2", size="256x256")
+        result = await client.generate(
+            prompt="still usable", model="gpt-image-2.5-flare", size="256x256"
+        )
         assert result.data
     await assert_released(before)
 
@@ -146,7 +152,9 @@ async def test_cancelling_a_1000_request_batch_stops_everything(
     def generations() -> Iterator[GenerateRequest]:
         try:
             for index in range(1000):
-                yield GenerateRequest(prompt=f"image {index}", model="dall-e-2", size="256x256")
+                yield GenerateRequest(
+                    prompt=f"image {index}", model="gpt-image-2.5-flare", size="256x256"
+                )
         finally:
             closed.set()
 
@@ -207,7 +215,7 @@ def test_ctrl_c_mid_upload_in_the_sync_client(portal: BlockingPortal, big_image:
                 pytest.raises(KeyboardInterrupt),
                 ctrl_c_when(lambda: recorder.held > 0 and files_open(big_image) > 0),
             ):
-                client.edit(image=big_image, prompt="p", model="gpt-image-1")
+                client.edit(image=big_image, prompt="p", model="gpt-image-1.5")
             wait_until_sync(lambda: files_open(big_image) == 0)
             portal.call(recorder.gate.set)
             wait_until_sync(lambda: recorder.unfinished == 1)
@@ -233,7 +241,7 @@ def test_ctrl_c_in_a_sync_batch_cancels_the_rest(portal: BlockingPortal) -> None
     """KeyboardInterrupt while iterating ``ImagesClient.map`` stops the whole batch."""
     with portal.wrap_async_context_manager(LocalImagesServer(latency=0.02)) as server:
         requests = (
-            GenerateRequest(prompt=f"image {index}", model="dall-e-2", size="256x256")
+            GenerateRequest(prompt=f"image {index}", model="gpt-image-2.5-flare", size="256x256")
             for index in range(1000)
         )
         before = Snapshot.take()
@@ -257,7 +265,7 @@ def test_leaving_a_sync_stream_early_closes_it(portal: BlockingPortal) -> None:
         before = Snapshot.take()
         with ImagesClient(api_key=KEY, base_url=server.base_url) as client:
             stream = client.generate(
-                prompt="p", model="gpt-image-1", size="1024x1024", quality="low",
+                prompt="p", model="gpt-image-1.5", size="1024x1024", quality="low",
                 stream=True, partial_images=3,
             )  # fmt: skip
             with stream:

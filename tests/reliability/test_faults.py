@@ -69,7 +69,7 @@ async def test_the_client_recovers_after_every_fault(delays: list[float]) -> Non
                 check_error(case, outcome.error)
                 server.clear()
             result = await client.generate(
-                prompt="after all that", model="dall-e-2", size="256x256"
+                prompt="after all that", model="gpt-image-2.5-flare", size="256x256"
             )
     assert result.data
 

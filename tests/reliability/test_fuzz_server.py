@@ -91,7 +91,7 @@ def image_bytes(draw: st.DrawFn) -> bytes:
 
 
 TEXT_VALUES = st.one_of(
-    st.sampled_from(["a fox", "dall-e-2", "gpt-image-1", "256x256", "1", "2", "true", "url"]),
+    st.sampled_from(["a fox", "dall-e-2", "gpt-image-1.5", "256x256", "1", "2", "true", "url"]),
     st.sampled_from(["", "-1", "1e3", "0x10", "yes", "nan", "256X256", "null", "[]"]),
     st.text(max_size=20),
 )
@@ -145,7 +145,7 @@ def multipart_body(draw: st.DrawFn) -> tuple[str, bytes]:
     if draw(st.booleans()):  # a well-formed core, so that the checks past the parser run
         parts = [
             b'Content-Disposition: form-data; name="prompt"\r\n\r\na fox',
-            b'Content-Disposition: form-data; name="model"\r\n\r\ndall-e-2',
+            b'Content-Disposition: form-data; name="model"\r\n\r\ngpt-image-2.5-flare',
             b'Content-Disposition: form-data; name="size"\r\n\r\n256x256',
             b'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
             b"Content-Type: image/png\r\n\r\n" + draw(image_bytes()),
@@ -216,7 +216,7 @@ def json_body(draw: st.DrawFn) -> tuple[str, bytes]:
     for name in draw(st.lists(FIELD_NAMES, max_size=4, unique=True)):
         body[name] = draw(st.one_of(TEXT_VALUES, JSON_VALUES))
     if draw(st.booleans()):
-        body["model"] = "gpt-image-1"
+        body["model"] = "gpt-image-1.5"
         body["images"] = draw(st.lists(REFERENCES, max_size=3))
         if draw(st.booleans()):
             body["mask"] = draw(st.one_of(st.just({"image_url": _data_url(MASK)}), REFERENCES))
@@ -369,10 +369,10 @@ async def test_hostile_bodies_are_refused_with_bounded_memory(
         assert 400 <= status < 500, payload[:300]
     assert peak < len(noise) // 4, f"peak {peak} bytes"
     reference = {"image_url": _data_url(noise[: 8 << 20])}
-    body = {"prompt": "p", "model": "gpt-image-1", "images": [reference]}
+    body = {"prompt": "p", "model": "gpt-image-1.5", "images": [reference]}
     status, payload = await _post_streamed(http, edits, "application/json", orjson.dumps(body))
     assert 400 <= status < 500, payload[:300]
-    valid = {"prompt": "after the fuzz", "model": "dall-e-2", "size": "256x256"}
+    valid = {"prompt": "after the fuzz", "model": "gpt-image-2.5-flare", "size": "256x256"}
     generations = f"{server.base_url}/images/generations"
     status, payload = await _post(http, generations, "application/json", orjson.dumps(valid))
     assert status == 200, payload[:300]

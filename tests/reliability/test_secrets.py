@@ -130,7 +130,7 @@ async def test_a_wrong_key_is_redacted_in_the_error_and_the_records() -> None:
         AsyncImagesClient(api_key=KEY, base_url=server.base_url, max_retries=0) as client,
     ):
         with pytest.raises(APIStatusError) as refused:
-            await client.generate(prompt="p", model="dall-e-2", size="256x256")
+            await client.generate(prompt="p", model="gpt-image-2.5-flare", size="256x256")
         (recorded,) = server.requests
     assert refused.value.status_code == 401
     assert recorded.api_key == redact_key(KEY)
@@ -140,7 +140,7 @@ async def test_a_wrong_key_is_redacted_in_the_error_and_the_records() -> None:
 def test_settings_and_requests_do_not_show_the_key() -> None:
     """The client's settings and the request objects have nothing of the key in reprs."""
     client = AsyncImagesClient(api_key=KEY, base_url="http://127.0.0.1:9/v1")
-    request = GenerateRequest(prompt="a fox", model="gpt-image-1")
+    request = GenerateRequest(prompt="a fox", model="gpt-image-1.5")
     assert_secret(
         [repr(client), repr(client._sender.settings), str(client._sender.settings), repr(request)]
     )
@@ -191,12 +191,12 @@ async def _fail(client: AsyncImagesClient, *, stream: bool) -> OpenAIImagesError
     try:
         if stream:
             async with await client.generate(
-                prompt="p", model="gpt-image-1", stream=True, partial_images=1
+                prompt="p", model="gpt-image-1.5", stream=True, partial_images=1
             ) as events:
                 async for _ in events:
                     pass
         else:
-            await client.generate(prompt="p", model="dall-e-2", size="256x256")
+            await client.generate(prompt="p", model="gpt-image-1.5", size="1024x1024")
     except OpenAIImagesError as error:
         return error
     raise AssertionError("the call succeeded")
@@ -206,10 +206,10 @@ def _fail_sync(client: ImagesClient, *, stream: bool) -> OpenAIImagesError:
     """:func:`_fail` for the sync client."""
     try:
         if stream:
-            with client.generate(prompt="p", model="gpt-image-1", stream=True) as events:
+            with client.generate(prompt="p", model="gpt-image-1.5", stream=True) as events:
                 list(events)
         else:
-            client.generate(prompt="p", model="dall-e-2", size="256x256")
+            client.generate(prompt="p", model="gpt-image-1.5", size="1024x1024")
     except OpenAIImagesError as error:
         return error
     raise AssertionError("the call succeeded")
@@ -317,10 +317,28 @@ def test_the_cli_never_prints_the_key(
     ):
         common = [*key_args, "--base-url", server.base_url, "-o", str(tmp_path), "--overwrite"]
         runs = [
-            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", *common],
-            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", "--json", *common],
-            ["generate", "a fox", "--model", "dall-e-3", "--n", "2", *common],
-            ["generate", "a fox", "--model", "dall-e-2", "--size", "256x256", "--debug", *common],
+            ["generate", "a fox", "--model", "gpt-image-2.5-flare", "--size", "256x256", *common],
+            [
+                "generate",
+                "a fox",
+                "--model",
+                "gpt-image-2.5-flare",
+                "--size",
+                "256x256",
+                "--json",
+                *common,
+            ],
+            ["generate", "a fox", "--model", "gpt-image-2.5-flare", "--n", "11", *common],
+            [
+                "generate",
+                "a fox",
+                "--model",
+                "gpt-image-2.5-flare",
+                "--size",
+                "256x256",
+                "--debug",
+                *common,
+            ],
         ]
         statuses = []
         for index, argv in enumerate(runs):
@@ -366,9 +384,9 @@ async def test_downloads_never_carry_the_key() -> None:
 
 @pytest.mark.anyio
 async def test_url_results_of_the_local_server_are_fetched_without_the_key() -> None:
-    """A dall-e ``url`` result is downloaded from the server's file route with no key."""
+    """A dall-e ``url`` result (legacy server) is downloaded from the file route with no key."""
     async with (
-        LocalImagesServer() as server,
+        LocalImagesServer(legacy=True) as server,
         AsyncImagesClient(api_key=KEY, base_url=server.base_url) as client,
     ):
         result = await client.generate(

@@ -136,16 +136,16 @@ class Soak:
             if kind == "generate":
                 # b64_json: the server keeps ``url`` results for an hour, as the API does.
                 await self.client.generate(
-                    prompt="soak", model="dall-e-2", size="256x256", response_format="b64_json"
+                    prompt="soak", model="gpt-image-2.5-flare", size="256x256", quality="low"
                 )
             elif kind == "edit":
                 await self.client.edit(
-                    image=SQUARE, prompt="soak", model="dall-e-2", size="256x256",
-                    response_format="b64_json",
+                    image=SQUARE, prompt="soak", model="gpt-image-2.5-flare", size="256x256",
+                    quality="low",
                 )  # fmt: skip
             else:
                 stream = await self.client.generate(
-                    prompt="soak", model="gpt-image-1", size="1024x1024", quality="low",
+                    prompt="soak", model="gpt-image-1.5", size="1024x1024", quality="low",
                     stream=True, partial_images=1,
                 )  # fmt: skip
                 async with stream:

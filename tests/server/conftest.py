@@ -20,6 +20,13 @@ async def server() -> AsyncIterator[LocalImagesServer]:
 
 
 @pytest.fixture
+async def legacy_server() -> AsyncIterator[LocalImagesServer]:
+    """A local Images server that also serves the retired models and variations."""
+    async with LocalImagesServer(legacy=True) as running:
+        yield running
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A raw aiohttp session that sends the bearer key ``test-key``."""
     async with aiohttp.ClientSession(headers=AUTH) as session:

@@ -6,6 +6,7 @@ import io
 import random
 import re
 import struct
+import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -465,3 +466,103 @@ def test_a_job_refuses_impossible_numbers(changes: dict[str, int]) -> None:
     """Sizes and counts below 1, and qualities outside 0 to 100, are refused."""
     with pytest.raises(ValueError, match="must be"):
         generation(**changes)
+
+
+def _gif_job(**changes: Any) -> RenderJob:
+    fields: dict[str, Any] = {
+        "kind": "generation",
+        "prompt": "a spinning top",
+        "width": 64,
+        "height": 48,
+        "n": 2,
+        "output_format": "gif",
+        "seed": 3,
+    }
+    return RenderJob(**(fields | changes))
+
+
+@pytest.mark.parametrize(
+    ("frames", "asked", "encoded"), [(2, 0, 0), (9, 123, 120), (16, 10**6, 655_350)]
+)
+def test_a_gif_has_the_asked_frames_and_their_duration(
+    frames: int, asked: int, encoded: int
+) -> None:
+    """frame_count frames, each shown frame_duration_ms rounded to 10 ms and capped."""
+    for data in render(_gif_job(frame_count=frames, frame_duration_ms=asked)):
+        with Image.open(io.BytesIO(data)) as gif:
+            assert (gif.format, gif.size, gif.n_frames) == ("GIF", (64, 48), frames)
+            assert gif.info.get("duration", 0) == encoded
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    prompt=st.text(max_size=40),
+    width=st.integers(16, 200),
+    height=st.integers(16, 200),
+    complexity=st.sampled_from([None, "low", "medium", "high"]),
+    transparent=st.booleans(),
+)
+def test_an_svg_is_always_a_well_formed_document(
+    prompt: str, width: int, height: int, complexity: str | None, transparent: bool
+) -> None:
+    """Any prompt (control characters, markup, lone surrogates) gives parseable SVG of the size."""
+    job = RenderJob(
+        kind="generation",
+        prompt=prompt,
+        width=width,
+        height=height,
+        n=1,
+        output_format="svg",
+        seed=1,
+        complexity=complexity,
+        transparent=transparent,
+    )
+    (data,) = render(job)
+    root = ET.fromstring(data)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert (root.get("width"), root.get("height")) == (str(width), str(height))
+
+
+def test_complexity_sets_how_many_shapes_an_svg_has() -> None:
+    """low complexity draws fewer shapes than high, for the same prompt and seed."""
+
+    def shapes(complexity: str) -> int:
+        job = RenderJob(
+            kind="generation",
+            prompt="a fox",
+            width=64,
+            height=64,
+            n=1,
+            output_format="svg",
+            seed=5,
+            complexity=complexity,
+        )
+        root = ET.fromstring(render(job)[0])
+        return sum(1 for item in root.iter() if item.tag.split("}")[1] in SHAPE_TAGS)
+
+    assert shapes("low") < shapes("high")
+
+
+SHAPE_TAGS = {"ellipse", "polygon", "rect"}
+
+
+def test_markup_is_drawn_over_the_first_input(tmp_path: Path, solids: list[Path]) -> None:
+    """An edit with markup differs from one without, where the markup is opaque."""
+    markup = tmp_path / "markup.png"
+    overlay = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    overlay.paste((255, 0, 0, 255), (0, 0, 16, 16))
+    overlay.save(markup)
+    job = RenderJob(
+        kind="edit",
+        prompt="",
+        width=32,
+        height=32,
+        n=1,
+        output_format="png",
+        seed=1,
+        inputs=(solids[0],),
+    )
+    plain = decode(render(job)[0]).convert("RGB")
+    marked = decode(render(attrs.evolve(job, markup=markup))[0]).convert("RGB")
+    assert marked.getpixel((2, 2)) == (255, 0, 0)
+    assert marked.getpixel((2, 2)) != plain.getpixel((2, 2))

@@ -35,7 +35,7 @@ async def test_server(images_server):
 async def test_client(images_client, images_server):
     """The client fixture talks to the server fixture."""
     result = await images_client.generate(
-        prompt="a fox", model="dall-e-2", size="256x256", response_format="b64_json"
+        prompt="a fox", model="gpt-image-1-mini", size="1024x1024", quality="low"
     )
     assert result.data[0].content()[:4] == b"\\x89PNG"
     assert images_server.requests[-1].api_key == "****-key"

@@ -33,11 +33,12 @@ async def post(
 
 
 async def test_dall_e_2_generation_returns_images_of_the_asked_size(
-    server: LocalImagesServer, http: aiohttp.ClientSession
+    legacy_server: LocalImagesServer, http: aiohttp.ClientSession
 ) -> None:
-    """Two b64 images of 256x256, distinct, in a body the contract accepts."""
+    """Two b64 images of 256x256, distinct, in a body the contract accepts (legacy server)."""
     body = {"prompt": "a lighthouse", "n": 2, "size": "256x256", "response_format": "b64_json"}
-    status, _, answer = await post(http, server, "generations", json=body)
+    body["model"] = "dall-e-2"
+    status, _, answer = await post(http, legacy_server, "generations", json=body)
     assert status == 200
     assert_matches(answer, "ImagesResponse")
     assert set(answer) == {"created", "data"}
@@ -62,7 +63,7 @@ async def test_gpt_generation_reports_resolved_fields_and_usage(
     extra: dict[str, Any],
 ) -> None:
     """A GPT image model answers in the asked format with size, quality, background and usage."""
-    body = {"prompt": "a red fox in snow", "model": "gpt-image-1", "quality": "low"}
+    body = {"prompt": "a red fox in snow", "model": "gpt-image-1.5", "quality": "low"}
     body |= {"output_format": output_format, "size": "1536x1024", **extra}
     status, _, answer = await post(http, server, "generations", json=body)
     assert status == 200
@@ -105,7 +106,7 @@ async def test_transparent_background_keeps_alpha(
     server: LocalImagesServer, http: aiohttp.ClientSession
 ) -> None:
     """A transparent background is reported and the PNG has an alpha channel."""
-    body = {"prompt": "a sticker", "model": "gpt-image-1", "quality": "low"}
+    body = {"prompt": "a sticker", "model": "gpt-image-1.5", "quality": "low"}
     body |= {"background": "transparent", "output_format": "png", "size": "1024x1024"}
     status, _, answer = await post(http, server, "generations", json=body)
     assert status == 200
@@ -126,11 +127,11 @@ async def test_same_request_gives_same_images(
 
 
 async def test_dall_e_3_revises_the_prompt(
-    server: LocalImagesServer, http: aiohttp.ClientSession
+    legacy_server: LocalImagesServer, http: aiohttp.ClientSession
 ) -> None:
-    """dall-e-3 answers with a revised_prompt that builds on the prompt."""
+    """dall-e-3 (legacy server) answers with a revised_prompt that builds on the prompt."""
     body = {"prompt": "a quiet harbour", "model": "dall-e-3", "response_format": "b64_json"}
-    status, _, answer = await post(http, server, "generations", json=body)
+    status, _, answer = await post(http, legacy_server, "generations", json=body)
     assert status == 200
     assert_matches(answer, "ImagesResponse")
     assert answer["data"][0]["revised_prompt"].startswith("a quiet harbour")
@@ -140,8 +141,8 @@ async def test_dall_e_3_revises_the_prompt(
 async def test_url_results_download_until_they_expire(http: aiohttp.ClientSession) -> None:
     """DALL·E's default is a url; it serves the PNG until url_ttl passes, then a storage 404."""
     now = [100.0]
-    async with LocalImagesServer(url_ttl=60, clock=lambda: now[0]) as server:
-        body = {"prompt": "a cat", "size": "256x256"}
+    async with LocalImagesServer(url_ttl=60, clock=lambda: now[0], legacy=True) as server:
+        body = {"prompt": "a cat", "size": "256x256", "model": "dall-e-2"}
         status, _, answer = await post(http, server, "generations", json=body)
         assert status == 200
         assert_matches(answer, "ImagesResponse")
@@ -167,7 +168,7 @@ async def test_multipart_edit_with_several_images_and_a_mask(
         ("image[]", "b.webp", picture(48, 32, fmt="WEBP"), "image/webp"),
         ("mask", "mask.png", picture(64, 64, alpha=True), "image/png"),
     ]
-    fields = {"prompt": "put them together", "model": "gpt-image-1", "quality": "low", "n": "2"}
+    fields = {"prompt": "put them together", "model": "gpt-image-1.5", "quality": "low", "n": "2"}
     status, _, answer = await post(http, server, "edits", data=form(fields, files))
     assert status == 200
     assert_matches(answer, "ImagesResponse")
@@ -190,19 +191,19 @@ async def test_gpt_edit_auto_size_follows_the_input(
 ) -> None:
     """``size=auto`` on an edit follows the first input's orientation."""
     files = [("image", "wide.png", picture(90, 60), "image/png")]
-    fields = {"prompt": "widen", "model": "gpt-image-1", "quality": "low", "size": "auto"}
+    fields = {"prompt": "widen", "model": "gpt-image-1.5", "quality": "low", "size": "auto"}
     status, _, answer = await post(http, server, "edits", data=form(fields, files))
     assert status == 200
     assert answer["size"] == "1536x1024"
 
 
 async def test_dall_e_2_edit_with_one_square_png(
-    server: LocalImagesServer, http: aiohttp.ClientSession
+    legacy_server: LocalImagesServer, http: aiohttp.ClientSession
 ) -> None:
-    """dall-e-2 edits one square PNG, answering a url by default."""
+    """dall-e-2 (legacy server) edits one square PNG, answering a url by default."""
     files = [("image", "a.png", picture(64, 64), "image/png")]
     fields = {"prompt": "add a hat", "model": "dall-e-2", "size": "256x256"}
-    status, _, answer = await post(http, server, "edits", data=form(fields, files))
+    status, _, answer = await post(http, legacy_server, "edits", data=form(fields, files))
     assert status == 200
     assert_matches(answer, "ImagesResponse")
     async with http.get(answer["data"][0]["url"]) as download:
@@ -215,7 +216,7 @@ async def test_json_edit_with_data_urls(
     """A JSON edit's data: URL references are decoded and used, mask included."""
     body = {
         "prompt": "paint it",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "quality": "low",
         "images": [
             {"image_url": data_url(picture(32, 32))},
@@ -232,12 +233,12 @@ async def test_json_edit_with_data_urls(
 
 
 async def test_variation_makes_n_images(
-    server: LocalImagesServer, http: aiohttp.ClientSession
+    legacy_server: LocalImagesServer, http: aiohttp.ClientSession
 ) -> None:
-    """A dall-e-2 variation answers n distinct images of the asked size."""
+    """A variation (legacy server; dall-e-2 when no model is named) answers n distinct images."""
     files = [("image", "a.png", picture(40, 40), "image/png")]
     fields = {"n": "2", "size": "256x256", "response_format": "b64_json"}
-    status, _, answer = await post(http, server, "variations", data=form(fields, files))
+    status, _, answer = await post(http, legacy_server, "variations", data=form(fields, files))
     assert status == 200
     assert_matches(answer, "ImagesResponse")
     assert [decode(item["b64_json"]).size for item in answer["data"]] == [(256, 256)] * 2
@@ -333,7 +334,7 @@ async def test_uploads_are_spooled_to_disk_and_removed(
     """Each request's upload folder is gone once answered, on success and on refusal."""
     async with LocalImagesServer(tmp_dir=tmp_path) as server:
         good = [("image", "a.png", picture(64, 64), "image/png")]
-        fields = {"prompt": "x", "model": "dall-e-2", "size": "256x256"}
+        fields = {"prompt": "x", "model": "gpt-image-1-mini", "quality": "low"}
         assert (await post(http, server, "edits", data=form(fields, good)))[0] == 200
         bad = [("image", "a.png", b"not an image", "image/png")]
         assert (await post(http, server, "edits", data=form(fields, bad)))[0] == 400
@@ -385,3 +386,14 @@ async def test_serve_forever_runs_until_cancelled(http: aiohttp.ClientSession) -
         assert (await post(http, server, "generations", json=body))[0] == 200
         assert server.requests == []
         group.cancel_scope.cancel()
+
+
+async def test_an_edit_without_a_size_follows_its_input(
+    server: LocalImagesServer, http: aiohttp.ClientSession
+) -> None:
+    """An edit's size defaults to auto (since 2026): a wide input makes a wide image."""
+    files = [("image", "wide.png", picture(96, 48), "image/png")]
+    fields = {"prompt": "tidy it", "model": "gpt-image-1.5", "quality": "low"}
+    status, _, answer = await post(http, server, "edits", data=form(fields, files))
+    assert status == 200
+    assert answer["size"] == "1536x1024"

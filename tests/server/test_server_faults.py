@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 BODY = {"prompt": "a fox", "size": "256x256", "response_format": "b64_json"}
 STREAM = {
     "prompt": "a fox",
-    "model": "gpt-image-1",
+    "model": "gpt-image-1.5",
     "quality": "low",
     "stream": True,
     "partial_images": 2,

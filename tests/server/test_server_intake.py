@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_images import EditRequest, GenerateRequest, ImageRef, VariationRequest
+from openai_images._multipart import flatten_fields
+from openai_images.testing import _intake
 from openai_images.testing._intake import spool_reference, structure_request
 from openai_images.testing._results import InputImage, images_response, make_plan, wire_body
 from openai_images.testing._server import redact_key
@@ -94,20 +96,24 @@ async def test_data_urls_are_decoded_to_files(tmp_path: Path, url: str, expected
 
 def test_plans_resolve_the_api_defaults() -> None:
     """Each model's defaults become concrete sizes, formats and response formats."""
-    dall_e = make_plan(GenerateRequest(prompt="p"))
+    unnamed = make_plan(GenerateRequest(prompt="p"))
+    assert (unnamed.model, unnamed.size, unnamed.response_format, unnamed.output_format) == (
+        "gpt-image-1.5",
+        "1024x1024",
+        "b64_json",
+        "png",
+    )
+    dall_e = make_plan(GenerateRequest(prompt="p", model="dall-e-2"))
     assert (dall_e.model, dall_e.size, dall_e.response_format, dall_e.usage) == (
         "dall-e-2",
         "1024x1024",
         "url",
         None,
     )
-    implicit = make_plan(GenerateRequest(prompt="p", output_format="webp"))
-    assert (implicit.model, implicit.output_format, implicit.response_format) == (
-        "gpt-image-1.5",
-        "webp",
-        "b64_json",
-    )
-    portrait = make_plan(GenerateRequest(prompt="p", model="gpt-image-1", size="1024x1536"))
+    source = InputImage(path=Path("a.png"), width=8, height=8, digest="d")
+    variation = make_plan(VariationRequest(image=b""), inputs=[source])
+    assert (variation.model, variation.response_format) == ("dall-e-2", "url")
+    portrait = make_plan(GenerateRequest(prompt="p", model="gpt-image-1.5", size="1024x1536"))
     assert (portrait.job.width, portrait.job.height) == (1024, 1536)
     assert portrait.usage is not None
     assert portrait.usage.output_tokens == 6240
@@ -132,7 +138,7 @@ def test_usage_counts_words_input_images_and_fidelity(tmp_path: Path) -> None:
 
 def test_wire_bodies_leave_out_unset_fields_and_client_metadata() -> None:
     """The JSON has no nulls, no request_id and no headers, and matches the contract."""
-    plan = make_plan(GenerateRequest(prompt="p", model="gpt-image-1", quality="medium"))
+    plan = make_plan(GenerateRequest(prompt="p", model="gpt-image-1.5", quality="medium"))
     body = wire_body(images_response(plan, [b"img"], created=5))
     assert body == {
         "created": 5,
@@ -158,3 +164,28 @@ def test_wire_bodies_leave_out_unset_fields_and_client_metadata() -> None:
 def test_keys_are_redacted(key: str, shown: str) -> None:
     """Short keys are hidden whole; long ones keep a prefix and the last four characters."""
     assert redact_key(key) == shown
+
+
+_keys = st.text(
+    alphabet=st.characters(blacklist_characters="[]", blacklist_categories=["Cs"]),
+    min_size=1,
+    max_size=6,
+)
+_nested: st.SearchStrategy[Any] = st.recursive(
+    st.text(max_size=6),
+    lambda inner: st.dictionaries(_keys, inner, min_size=1, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(fields=st.dictionaries(_keys, _nested, max_size=4))
+def test_bracketed_fields_read_back_as_the_objects_sent(fields: dict[str, Any]) -> None:
+    """What the client flattens to ``a[b][c]`` fields, the server nests back, unchanged."""
+    read: dict[str, Any] = {}
+    for name, value in flatten_fields(fields):
+        path = _intake._bracketed(name)
+        if path is None:
+            read[name] = value
+        else:
+            _intake._nest(read, name, path, value)
+    assert read == fields

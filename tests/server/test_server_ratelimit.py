@@ -150,7 +150,7 @@ async def test_the_server_charges_tokens_from_usage(http: aiohttp.ClientSession)
     clock = FakeClock()
     async with LocalImagesServer(tokens_per_minute=100, clock=clock) as server:
         url = f"{server.base_url}/images/generations"
-        body = {"prompt": "fox", "model": "gpt-image-1", "quality": "low"}
+        body = {"prompt": "fox", "model": "gpt-image-1.5", "quality": "low"}
         async with http.post(url, json=body) as response:
             assert response.status == 200
             usage = (await response.json())["usage"]

@@ -13,7 +13,7 @@ from ._support import assert_matches, data_url, decode, form, parse_sse, picture
 
 pytestmark = pytest.mark.anyio
 
-GPT = {"model": "gpt-image-1", "quality": "low", "stream": True}
+GPT = {"model": "gpt-image-1.5", "quality": "low", "stream": True}
 
 
 async def stream(

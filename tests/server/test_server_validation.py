@@ -73,7 +73,8 @@ UNKNOWN = "unknown_parameter"
 TYPE = "invalid_type"
 D2 = {"model": "dall-e-2"}
 D3 = {"model": "dall-e-3"}
-GPT = {"model": "gpt-image-1"}
+GPT = {"model": "gpt-image-1.5"}
+SUNBURST = {"model": "gpt-image-2.5-sunburst"}
 REF = {"image_url": data_url(PNG)}
 
 CASES = {
@@ -120,7 +121,9 @@ CASES = {
     "dall-e stream": gen("stream", UNSUPPORTED, prompt="p", stream=True, **D2),
     "dall-e partial_images": gen("partial_images", UNSUPPORTED, prompt="p", partial_images=1, **D3),
     # GPT values
-    "gpt output_format gif": gen("output_format", INVALID, prompt="p", output_format="gif", **GPT),
+    "gpt-image-1 output_format gif": gen(
+        "output_format", INVALID, prompt="p", output_format="gif", model="gpt-image-1"
+    ),
     "compression with png": gen(
         "output_compression", INVALID, prompt="p", output_compression=50, output_format="png", **GPT
     ),
@@ -157,7 +160,7 @@ CASES = {
     "dall-e-3 edit": edit("model", "unsupported_model", image(), prompt="p", **D3),
     "mini input_fidelity": edit(
         "input_fidelity",
-        UNSUPPORTED,
+        INVALID,
         image(),
         prompt="p",
         input_fidelity="high",
@@ -167,7 +170,7 @@ CASES = {
         "input_fidelity", UNSUPPORTED, image(), prompt="p", input_fidelity="low", **D2
     ),
     "gpt edit response_format": edit(
-        "response_format", UNSUPPORTED, image(), prompt="p", response_format="url"
+        "response_format", UNSUPPORTED, image(), prompt="p", response_format="url", **GPT
     ),
     "edit without prompt": edit("prompt", MISSING, image(), **GPT),
     "edit without image": edit("image", MISSING, prompt="p"),
@@ -270,14 +273,77 @@ CASES = {
         "images[0].image_url", TYPE, prompt="p", images=[{"image_url": 1}]
     ),
     "image in json": json_edit("image", UNKNOWN, prompt="p", image="a.png"),
+    # today's fields
+    "xhigh on gpt-image-2": gen(
+        "quality", INVALID, prompt="p", quality="xhigh", model="gpt-image-2"
+    ),
+    "gif streamed": gen("stream", UNSUPPORTED, prompt="p", output_format="gif", stream=True, **GPT),
+    "svg partial images": gen(
+        "partial_images", UNSUPPORTED, prompt="p", output_format="svg", partial_images=1
+    ),
+    "gif compression": gen(
+        "output_compression", UNSUPPORTED, prompt="p", output_format="gif", output_compression=5
+    ),
+    "svg of two": gen("n", INVALID, prompt="p", output_format="svg", n=2, **SUNBURST),
+    "frame_count without gif": gen("frame_count", UNSUPPORTED, prompt="p", frame_count=3),
+    "frame_count seventeen": gen(
+        "frame_count", INVALID, prompt="p", output_format="gif", frame_count=17
+    ),
+    "negative frame duration": gen(
+        "frame_duration_ms", INVALID, prompt="p", output_format="gif", frame_duration_ms=-10
+    ),
+    "svg options without svg": gen("svg", UNSUPPORTED, prompt="p", svg={"model": "m"}),
+    "svg without author": gen("svg.model", MISSING, prompt="p", output_format="svg", svg={}),
+    "svg unknown option": gen(
+        "svg.colour", UNKNOWN, prompt="p", output_format="svg", svg={"model": "m", "colour": 1}
+    ),
+    "complexity on dall-e-3": gen("complexity", UNSUPPORTED, prompt="p", complexity="low", **D3),
+    "bad complexity": gen("complexity", INVALID, prompt="p", complexity="extreme", **SUNBURST),
+    "custom size on 2.6": gen(
+        "size", INVALID, prompt="p", size="2048x1152", model="gpt-image-2.6-flare"
+    ),
+    "transparent gif": gen(
+        "background", INVALID, prompt="p", background="transparent", output_format="gif", **GPT
+    ),
+    "gif with a mask": edit(
+        "mask", UNSUPPORTED, image(), image(MASK, part="mask"), prompt="p", output_format="gif"
+    ),
+    "markup with a mask": edit(
+        "markup", INVALID, image(), image(MASK, part="mask"), image(MASK, part="markup"), prompt="p"
+    ),
+    "markup on gpt-image-2": edit(
+        "markup", UNSUPPORTED, image(), image(MASK, part="markup"), prompt="p", model="gpt-image-2"
+    ),
+    "markup without alpha": edit(
+        "markup", INVALID, image(), image(OPAQUE_MASK, part="markup"), prompt="p"
+    ),
+    "markup of another size": edit(
+        "markup", INVALID, image(), image(SMALL_MASK, part="markup"), prompt="p", **SUNBURST
+    ),
+    "markup as jpeg": edit(
+        "markup", INVALID, image(), image(JPEG_MASK, part="markup", kind="image/jpeg"), prompt="p"
+    ),
+    "markup as text": edit("markup", TYPE, image(), prompt="p", markup="m.png"),
+    "svg as text": edit("svg", TYPE, image(), prompt="p", svg="m"),
+    "svg unknown bracketed": edit(
+        "svg.colour", UNKNOWN, image(), prompt="p", **{"svg[colour]": "red", "output_format": "svg"}
+    ),
+    "input_fidelity on gpt-image-2": edit(
+        "input_fidelity",
+        UNSUPPORTED,
+        image(),
+        prompt="p",
+        input_fidelity="low",
+        model="gpt-image-2",
+    ),
     # variations
     "gpt variation": variation("model", "unsupported_model", image(), **GPT),
     "variation of two": variation("image", INVALID, image(), image()),
     "variation n eleven": variation("n", INVALID, image(), n="11"),
-    "variation gpt size": variation("size", INVALID, image(), size="1024x1536"),
+    "variation gpt size": variation("size", INVALID, image(), size="1024x1536", **D2),
     "variation without image": variation("image", MISSING, n="1"),
     "variation with prompt": variation("prompt", UNKNOWN, image(), prompt="p"),
-    "variation not square": variation("image", INVALID, image(WIDE)),
+    "variation not square": variation("image", INVALID, image(WIDE), **D2),
     "variation as json": Case(
         endpoint="variations", param=None, code="invalid_content_type", json={}
     ),
@@ -301,10 +367,13 @@ async def send(
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 async def test_each_rule_is_refused_naming_its_param(
-    server: LocalImagesServer, http: aiohttp.ClientSession, case: Case
+    legacy_server: LocalImagesServer, http: aiohttp.ClientSession, case: Case
 ) -> None:
-    """The server answers 400 in the API's shape, naming the param (and code) of the rule."""
-    status, body = await send(http, server, case)
+    """The server answers 400 in the API's shape, naming the param (and code) of the rule.
+
+    The legacy server serves the retired models too, so their rules are checked as well.
+    """
+    status, body = await send(http, legacy_server, case)
     assert status == 400, body
     assert_error(body, param=case.param, code=case.code)
     assert body["error"]["type"] == "invalid_request_error"
