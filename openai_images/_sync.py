@@ -38,9 +38,7 @@ if TYPE_CHECKING:
     from typing import Literal
 
     from ._batch import BatchReport, KeyFunction, ProgressCallback
-    from ._batch_api import BatchAPI
     from ._config import ClientCertificate, Timeout, Verify
-    from ._raw import AsyncRawResponses
     from ._requests import (
         Background,
         Complexity,
