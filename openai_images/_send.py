@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 import anyio
 import attrs
@@ -63,6 +63,7 @@ __all__ = [
     "Auth",
     "BaseURLRoute",
     "BearerAuth",
+    "Deployment",
     "RequestOptions",
     "Route",
     "Sender",
@@ -72,6 +73,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("openai_images")
+
+_R = TypeVar("_R", bound=ImageRequest)
 
 
 @attrs.frozen(kw_only=True)
@@ -108,6 +111,20 @@ class Route(Protocol):
         ``"files"``, ``"batches/b_1/cancel"``) and the query parameters to add (Azure's
         ``api-version``...). ``model`` is the request's model, for routes that pick a
         deployment by it."""
+        ...
+
+
+class Deployment(Protocol):
+    """What a service that serves models as named deployments (Azure) changes in an image
+    request: the request as sent, and the model its rules are checked by."""
+
+    def sent(self, request: _R) -> _R:
+        """The request as it goes out (Azure's v1 route names the deployment in ``model``)."""
+        ...
+
+    def checked(self, request: _R) -> _R:
+        """The request as the model rules see it: its ``model`` is the model that will
+        run it (a deployment name that is no model name leaves the model rules out)."""
         ...
 
 
@@ -263,6 +280,7 @@ class Sender:
         route: Turns an API path into a URL and query parameters.
         validate: Check image requests against the contract's rules before sending.
         policy: Backoff limits of the retries.
+        deployment: How a service of named deployments (Azure) changes image requests.
     """
 
     def __init__(
@@ -274,6 +292,7 @@ class Sender:
         route: Route,
         validate: bool = True,
         policy: RetryPolicy = _DEFAULT_POLICY,
+        deployment: Deployment | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -281,6 +300,7 @@ class Sender:
         self.route = route
         self.validate = validate
         self.policy = policy
+        self.deployment = deployment
         self._life = _Lifetime()
         # Made once: every request of this sender starts from these.
         self._base_headers: Mapping[str, str] = {
@@ -306,6 +326,7 @@ class Sender:
             route=route or self.route,
             validate=self.validate if validate is None else validate,
             policy=self.policy,
+            deployment=self.deployment,
         )
         copy._life = self._life
         return copy
@@ -482,6 +503,9 @@ class Sender:
         self, request: ImageRequest, options: RequestOptions
     ) -> tuple[str, Mapping[str, str] | None, Mapping[str, str], Body, bool]:
         """Headers, files, rules (once), body and URL of an image request; no network I/O."""
+        deployment = self.deployment
+        if deployment is not None:
+            request = deployment.sent(request)
         headers = self._headers(options)
         # The key is looked at (and a plain-http warning given) before anything else.
         await self.auth.headers()
@@ -494,7 +518,7 @@ class Sender:
             isinstance(request, EditRequest) and request.is_json
         ):
             if self.validate:
-                _refuse(check(request))
+                _refuse(check(self._checked(request)))
             try:
                 data = orjson.dumps(fields)
             except TypeError as exc:
@@ -505,7 +529,9 @@ class Sender:
         if self.validate:
             images = [source.info for name, source in files if name.startswith("image")]
             masks = [source.info for name, source in files if name == "mask"]
-            _refuse(check(request) + check_images(request, images, masks[0] if masks else None))
+            checked = self._checked(request)
+            mask = masks[0] if masks else None
+            _refuse(check(checked) + check_images(checked, images, mask))
         try:
             multipart = build_multipart(fields=fields, files=files)
         except UnicodeEncodeError as exc:
@@ -516,6 +542,11 @@ class Sender:
             length=multipart.content_length,
         )
         return url, params, headers, body, multipart.replayable
+
+    def _checked(self, request: _R) -> _R:
+        """The request as the rules see it (the deployment's model, on Azure)."""
+        deployment = self.deployment
+        return request if deployment is None else deployment.checked(request)
 
     async def _resolve_files(
         self, request: EditRequest | VariationRequest
@@ -534,7 +565,7 @@ class Sender:
                     files.append((name, await resolve_image(value, param=name)))
         except RequestValidationError as refused:
             if self.validate:
-                _refuse([*check(request), *refused.violations])
+                _refuse([*check(self._checked(request)), *refused.violations])
             raise
         return files
 

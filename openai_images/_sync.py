@@ -842,7 +842,7 @@ class ImagesClient:
     def _derive(self, make: Callable[[AsyncImagesClient], AsyncImagesClient]) -> ImagesClient:
         """A client whose async twin is ``make(this one's)`` (``with_options``): it shares
         this client's loop and pool, and after a fork is remade from this one's new twin."""
-        copy = object.__new__(ImagesClient)
+        copy = object.__new__(type(self))  # an Azure client's copy is an Azure client
         copy._client = _AsyncClient(lambda: make(self._async))
         copy._runner = self._runner
         copy._batches = weakref.WeakSet()
