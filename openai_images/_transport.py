@@ -121,7 +121,7 @@ class UnderlyingError(Exception):
 
 
 # Header values never shown in an error, whatever aiohttp puts in its text.
-_SECRET_HEADERS = frozenset({"authorization", "api-key", "proxy-authorization", "cookie"})
+_SECRET_HEADERS = CREDENTIAL_HEADERS | {"proxy-authorization"}
 _URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s'\"]+@")
 
 
