@@ -47,7 +47,7 @@ __all__ = [
     "StreamingExchange",
     "Transport",
     "UnderlyingError",
-    "without_credentials",
+    "without_credential_headers",
 ]
 
 CREDENTIAL_HEADERS = frozenset(
@@ -62,11 +62,11 @@ MAX_REDIRECTS = 11
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-def without_credentials(headers: Mapping[str, str]) -> dict[str, str]:
+def without_credential_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``headers`` without the ones in ``CREDENTIAL_HEADERS`` (any case).
 
     Example:
-        >>> without_credentials({"API-Key": "k", "Accept": "image/png"})
+        >>> without_credential_headers({"API-Key": "k", "Accept": "image/png"})
         {'Accept': 'image/png'}
     """
     return {
@@ -541,7 +541,7 @@ class Transport:
             release()
             target = response.url.join(URL(location))
             if target.origin() != response.url.origin():
-                headers = without_credentials(headers)
+                headers = without_credential_headers(headers)
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
             url, params = str(target), None

@@ -1001,6 +1001,7 @@ async def serve_forever(
     control_route: bool = True,
     url_ttl: float = 3600.0,
     access_log: bool = True,
+    azure: bool | AzureMode = False,
     on_ready: Callable[[LocalImagesServer], object] | None = None,
 ) -> None:
     """Run a server until cancelled (the command line's ``openai-images serve``).
@@ -1009,6 +1010,7 @@ async def serve_forever(
     is on, so faults can be scripted over HTTP.
 
     Args:
+        azure: Answer like an Azure OpenAI resource (see ``LocalImagesServer``).
         on_ready: Called with the running server once it listens, e.g. to print its
             ``base_url``.
 
@@ -1028,6 +1030,7 @@ async def serve_forever(
         url_ttl=url_ttl,
         access_log=access_log,
         max_recorded=0,
+        azure=azure,
     )
     async with server:
         if on_ready is not None:
