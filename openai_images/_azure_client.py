@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import urllib.parse
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from ._azure import AzureDeployment, AzureSettings, AzureSettingsError, AzureTok
 from ._client import AsyncImagesClient
 from ._config import ClientCertificate, Settings, Timeout, Verify
 from ._send import Auth, Route
+from ._send import _is_loopback as is_loopback
 from ._sync import ImagesClient
 
 if TYPE_CHECKING:
@@ -122,6 +124,7 @@ class AsyncAzureImagesClient(AsyncImagesClient):
             deployment_model=deployment_model,
         )
         self._azure = azure
+        _warn_if_plain_http(azure.azure_endpoint)
         super().__init__(
             # The key (if the credential is one) rides in the settings so that
             # with_options(api_key=...) can replace it; OpenAI's key is never read.
@@ -216,6 +219,17 @@ class AsyncAzureImagesClient(AsyncImagesClient):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _warn_if_plain_http(endpoint: str) -> None:
+    """Warn (once per client, when it is made) that credentials would cross the network
+    unencrypted: ``http://`` to a host that is not this machine."""
+    parts = urllib.parse.urlsplit(endpoint)
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        warnings.warn(
+            f"Sending Azure credentials over plain http:// to {parts.hostname}; use https://",
+            stacklevel=3,
+        )
 
 
 def _with_key(azure: AzureSettings, api_key: str) -> AzureSettings:
