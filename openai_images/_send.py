@@ -518,7 +518,7 @@ class Sender:
             isinstance(request, EditRequest) and request.is_json
         ):
             if self.validate:
-                _refuse(check(self._checked(request)))
+                _refuse(check(request if deployment is None else deployment.checked(request)))
             try:
                 data = orjson.dumps(fields)
             except TypeError as exc:
@@ -529,7 +529,7 @@ class Sender:
         if self.validate:
             images = [source.info for name, source in files if name.startswith("image")]
             masks = [source.info for name, source in files if name == "mask"]
-            checked = self._checked(request)
+            checked = request if deployment is None else deployment.checked(request)
             mask = masks[0] if masks else None
             _refuse(check(checked) + check_images(checked, images, mask))
         try:
