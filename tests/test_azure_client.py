@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 import openai_images._azure_client as azure_client_module
 from openai_images import (
@@ -417,10 +416,7 @@ async def test_base_url_is_the_sdks(server: LocalImagesServer, clock: FakeClock)
 @pytest.fixture
 def sync_server() -> Iterator[LocalImagesServer]:
     """The Azure-mode server on a thread of its own, for the sync client."""
-    with (
-        start_blocking_portal(name="azure-server") as portal,
-        portal.wrap_async_context_manager(LocalImagesServer(azure=MODE, api_keys={KEY})) as running,
-    ):
+    with LocalImagesServer.in_thread(azure=MODE, api_keys={KEY}) as running:
         yield running
 
 
