@@ -8,6 +8,8 @@ Example:
     ```
 """
 
+from ._azure import AzureSettingsError, MissingAzureCredentialError
+from ._azure_client import AsyncAzureImagesClient, AzureImagesClient
 from ._batch import (
     AsyncBatchIterator,
     BatchIterator,
@@ -87,10 +89,13 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncAzureImagesClient",
     "AsyncBatchIterator",
     "AsyncImageStream",
     "AsyncImagesClient",
     "AuthenticationError",
+    "AzureImagesClient",
+    "AzureSettingsError",
     "BadRequestError",
     "BatchAPI",
     "BatchAPIJob",
@@ -124,6 +129,7 @@ __all__ = [
     "InternalServerError",
     "InvalidImageDataError",
     "MissingAPIKeyError",
+    "MissingAzureCredentialError",
     "ModerationBlockedError",
     "ModerationDetails",
     "NotFoundError",

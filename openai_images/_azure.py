@@ -33,7 +33,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -41,12 +41,15 @@ import attrs
 import orjson
 
 from ._errors import MissingAPIKeyError, OpenAIImagesError
+from ._requests import ImageRequest
+from ._rules import MODELS
 
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",
     "EDITS_API_VERSION",
     "V1",
     "AccessTokenLike",
+    "AzureDeployment",
     "AzureDeploymentsRoute",
     "AzureKeyAuth",
     "AzureSettings",
@@ -236,6 +239,75 @@ class AzureV1Route:
     def url(self, path: str, *, model: str | None = None) -> tuple[str, Mapping[str, str]]:
         """The absolute URL for an API-relative ``path``; ``model`` travels in the body."""
         return f"{self.azure_endpoint}/openai/v1/{_relative(path)}", {}
+
+
+_R = TypeVar("_R", bound=ImageRequest)
+
+
+def _known_model(_: object, __: object, model: str | None) -> None:
+    if model is not None and model not in MODELS:
+        raise AzureSettingsError(
+            f"deployment_model {model!r} is not a model this version knows "
+            f"({', '.join(sorted(MODELS))}); leave it unset to skip the model rules"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class AzureDeployment:
+    """What Azure changes in an image request: the deployment's name and model.
+
+    On the v1 route the deployment is the body's ``model``: a request without one gets
+    ``azure_deployment``. The contract's model rules are checked by the model the
+    deployment runs: ``deployment_model`` when given, else the deployment's name, so a
+    deployment named after its model (``gpt-image-1``) is checked as that model and one
+    named otherwise (``prod-images``) skips the model rules (the common rules still apply).
+
+    Attributes:
+        v1_route: Whether requests take the v1 route.
+        azure_deployment: The client's deployment, if any.
+        deployment_model: The model the deployment runs, if the user says.
+
+    Example:
+        >>> from openai_images import GenerateRequest
+        >>> deployment = AzureDeployment(v1_route=True, azure_deployment="prod-images",
+        ...                              deployment_model="dall-e-3")
+        >>> deployment.sent(GenerateRequest(prompt="a fox")).model
+        'prod-images'
+        >>> deployment.checked(GenerateRequest(prompt="a fox")).model
+        'dall-e-3'
+    """
+
+    v1_route: bool
+    azure_deployment: str | None = None
+    deployment_model: str | None = attrs.field(default=None, validator=_known_model)
+
+    def deployment_of(self, request: ImageRequest) -> str | None:
+        """The deployment a request goes to (as each route picks it)."""
+        if self.v1_route:
+            return request.model or self.azure_deployment
+        return self.azure_deployment or request.model
+
+    def sent(self, request: _R) -> _R:
+        """The request as it goes out: on the v1 route, ``model`` names the deployment.
+
+        Raises:
+            AzureSettingsError: A v1 request with neither ``model`` nor ``azure_deployment``.
+        """
+        if not self.v1_route or request.model is not None:
+            return request
+        if self.azure_deployment is None:
+            raise AzureSettingsError(
+                "an image request on the v1 route needs a deployment: pass "
+                "azure_deployment=... to the client, or model=<deployment name>"
+            )
+        return attrs.evolve(request, model=self.azure_deployment)
+
+    def checked(self, request: _R) -> _R:
+        """The request as the model rules see it: ``model`` is the deployment's model."""
+        model = self.deployment_model or self.deployment_of(request)
+        if model is None or model == request.model:
+            return request
+        return attrs.evolve(request, model=model)
 
 
 def _hidden(secret: str | None) -> str:

@@ -263,8 +263,20 @@ class ModerationBlockedError(BadRequestError):
     ``code="moderation_blocked"``; Azure with ``code="contentFilter"``.
 
     Attributes:
-        moderation_details: The stage and categories, when the error body carries them.
+        moderation_details: The stage and categories, when the error body carries them
+            (from Azure's content filter results: the prompt's, and the categories filtered).
+        content_filter_results: Azure's content filter results, as sent: each category
+            (``hate``, ``self_harm``, ``sexual``, ``violence``...) with ``filtered`` and
+            ``severity``; ``None`` from OpenAI.
     """
+
+    @property
+    def content_filter_results(self) -> dict[str, Any] | None:
+        """Azure's filter results (``error.innererror.content_filter_results``), if any."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        inner = error.get("innererror") if isinstance(error, dict) else None
+        results = inner.get("content_filter_results") if isinstance(inner, dict) else None
+        return results if isinstance(results, dict) else None
 
     @property
     def moderation_details(self) -> ModerationDetails | None:
@@ -272,7 +284,18 @@ class ModerationBlockedError(BadRequestError):
         error = self.body.get("error") if isinstance(self.body, dict) else None
         details = error.get("moderation_details") if isinstance(error, dict) else None
         if not isinstance(details, dict):
-            return None
+            filtered = self.content_filter_results
+            if filtered is None:
+                return None
+            # Azure refuses with a 400 before generating: its filter judged the prompt.
+            return ModerationDetails(
+                moderation_stage="input",
+                categories=tuple(
+                    name
+                    for name, result in filtered.items()
+                    if isinstance(result, dict) and result.get("filtered") is True
+                ),
+            )
         stage = details.get("moderation_stage")
         categories = details.get("categories")
         return ModerationDetails(

@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 import anyio
 import attrs
@@ -65,6 +65,7 @@ __all__ = [
     "Auth",
     "BaseURLRoute",
     "BearerAuth",
+    "Deployment",
     "RequestOptions",
     "Route",
     "Sender",
@@ -74,6 +75,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("openai_images")
+
+_R = TypeVar("_R", bound=ImageRequest)
 
 
 @attrs.frozen(kw_only=True)
@@ -110,6 +113,20 @@ class Route(Protocol):
         ``"files"``, ``"batches/b_1/cancel"``) and the query parameters to add (Azure's
         ``api-version``...). ``model`` is the request's model, for routes that pick a
         deployment by it."""
+        ...
+
+
+class Deployment(Protocol):
+    """What a service that serves models as named deployments (Azure) changes in an image
+    request: the request as sent, and the model its rules are checked by."""
+
+    def sent(self, request: _R) -> _R:
+        """The request as it goes out (Azure's v1 route names the deployment in ``model``)."""
+        ...
+
+    def checked(self, request: _R) -> _R:
+        """The request as the model rules see it: its ``model`` is the model that will
+        run it (a deployment name that is no model name leaves the model rules out)."""
         ...
 
 
@@ -265,6 +282,7 @@ class Sender:
         route: Turns an API path into a URL and query parameters.
         validate: Check image requests against the contract's rules before sending.
         policy: Backoff limits of the retries.
+        deployment: How a service of named deployments (Azure) changes image requests.
     """
 
     def __init__(
@@ -276,6 +294,7 @@ class Sender:
         route: Route,
         validate: bool = True,
         policy: RetryPolicy = _DEFAULT_POLICY,
+        deployment: Deployment | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
@@ -283,6 +302,7 @@ class Sender:
         self.route = route
         self.validate = validate
         self.policy = policy
+        self.deployment = deployment
         self._life = _Lifetime()
         # Made once: every request of this sender starts from these.
         self._base_headers: Mapping[str, str] = {
@@ -308,6 +328,7 @@ class Sender:
             route=route or self.route,
             validate=self.validate if validate is None else validate,
             policy=self.policy,
+            deployment=self.deployment,
         )
         copy._life = self._life
         return copy
@@ -486,6 +507,9 @@ class Sender:
         self, request: ImageRequest, options: RequestOptions
     ) -> tuple[str, Mapping[str, str] | None, Mapping[str, str], Body, bool]:
         """Headers, files, rules (once), body and URL of an image request; no network I/O."""
+        deployment = self.deployment
+        if deployment is not None:
+            request = deployment.sent(request)
         headers = self._headers(options)
         # The key is looked at (and a plain-http warning given) before anything else.
         await self.auth.headers()
@@ -498,7 +522,7 @@ class Sender:
             isinstance(request, EditRequest) and request.is_json
         ):
             if self.validate:
-                _refuse(check(request))
+                _refuse(check(request if deployment is None else deployment.checked(request)))
             try:
                 data = orjson.dumps(fields)
             except TypeError as exc:
@@ -509,8 +533,9 @@ class Sender:
         if self.validate:
             images = [source.info for name, source in files if name.startswith("image")]
             named = {name: source.info for name, source in files if name in ("mask", "markup")}
-            found = check_images(request, images, named.get("mask"), markup=named.get("markup"))
-            _refuse(check(request) + found)
+            checked = request if deployment is None else deployment.checked(request)
+            found = check_images(checked, images, named.get("mask"), markup=named.get("markup"))
+            _refuse(check(checked) + found)
         try:
             multipart = build_multipart(fields=fields, files=files)
         except UnicodeEncodeError as exc:
@@ -521,6 +546,11 @@ class Sender:
             length=multipart.content_length,
         )
         return url, params, headers, body, multipart.replayable
+
+    def _checked(self, request: _R) -> _R:
+        """The request as the rules see it (the deployment's model, on Azure)."""
+        deployment = self.deployment
+        return request if deployment is None else deployment.checked(request)
 
     async def _resolve_files(
         self, request: EditRequest | VariationRequest
@@ -539,7 +569,7 @@ class Sender:
                     files.append((name, await resolve_image(value, param=name)))
         except RequestValidationError as refused:
             if self.validate:
-                _refuse([*check(request), *refused.violations])
+                _refuse([*check(self._checked(request)), *refused.violations])
             raise
         return files
 

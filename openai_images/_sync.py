@@ -855,6 +855,7 @@ class ImagesClient:
         self._client = _AsyncClient(make)
         self._runner = Runner(at_exit=self._client.aclose)
         self._batches: weakref.WeakSet[BatchIterator] = weakref.WeakSet()
+        self._owns_runner = True
 
     @property
     def _async(self) -> AsyncImagesClient:
@@ -863,10 +864,11 @@ class ImagesClient:
     def _derive(self, make: Callable[[AsyncImagesClient], AsyncImagesClient]) -> ImagesClient:
         """A client whose async twin is ``make(this one's)`` (``with_options``): it shares
         this client's loop and pool, and after a fork is remade from this one's new twin."""
-        copy = object.__new__(ImagesClient)
+        copy = object.__new__(type(self))  # an Azure client's copy is an Azure client
         copy._client = _AsyncClient(lambda: make(self._async))
         copy._runner = self._runner
         copy._batches = weakref.WeakSet()
+        copy._owns_runner = False  # closing is the original's business, not a copy's
         return copy
 
     @property
@@ -896,7 +898,8 @@ class ImagesClient:
 
     def __del__(self) -> None:
         runner = getattr(self, "_runner", None)
-        if runner is not None and runner.started and not runner.closed:
+        owner = getattr(self, "_owns_runner", False)
+        if runner is not None and owner and runner.started and not runner.closed:
             warnings.warn(
                 f"{self!r} was never closed: use 'with' or call client.close()",
                 ResourceWarning,

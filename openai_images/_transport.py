@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 import attrs
+from yarl import URL
 
 from ._config import Timeout, user_agent
 from ._errors import (
@@ -39,12 +40,39 @@ from ._errors import (
 )
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
+    "MAX_REDIRECTS",
     "Body",
     "Exchange",
     "StreamingExchange",
     "Transport",
     "UnderlyingError",
+    "without_credential_headers",
 ]
+
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "api-key", "ocp-apim-subscription-key", "x-api-key", "cookie"}
+)
+"""Headers that carry a credential (OpenAI's bearer key, Azure's ``api-key`` and its API
+Management key...): never sent on to another origin by a redirect."""
+
+MAX_REDIRECTS = 11
+"""Responses one call reads at most: the first and ten redirects (aiohttp's limit)."""
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def without_credential_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the ones in ``CREDENTIAL_HEADERS`` (any case).
+
+    Example:
+        >>> without_credential_headers({"API-Key": "k", "Accept": "image/png"})
+        {'Accept': 'image/png'}
+    """
+    return {
+        name: value for name, value in headers.items() if name.lower() not in CREDENTIAL_HEADERS
+    }
+
 
 # A body is sent as is (bytes) or produced chunk by chunk, with its length if known.
 StreamFactory = Callable[[], AsyncIterator[bytes]]
@@ -93,7 +121,7 @@ class UnderlyingError(Exception):
 
 
 # Header values never shown in an error, whatever aiohttp puts in its text.
-_SECRET_HEADERS = frozenset({"authorization", "api-key", "proxy-authorization", "cookie"})
+_SECRET_HEADERS = CREDENTIAL_HEADERS | {"proxy-authorization"}
 _URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s'\"]+@")
 
 
@@ -490,16 +518,37 @@ class Transport:
         timeout: Timeout,
         allow_redirects: bool = False,
     ) -> Exchange:
-        """Send a request and read the whole response."""
-        response, attempt, release = await self._open(
-            method,
-            url,
-            headers=headers,
-            params=params,
-            body=body,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
+        """Send a request and read the whole response.
+
+        With ``allow_redirects``, redirects are followed here rather than by aiohttp, which
+        drops only ``Authorization`` when one leads to another origin: every credential
+        header (``CREDENTIAL_HEADERS``: Azure's ``api-key`` too) stays behind.
+        """
+        for _ in range(MAX_REDIRECTS):
+            response, attempt, release = await self._open(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                body=body,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+            location = response.headers.get("Location") if allow_redirects else None
+            if response.status not in _REDIRECTS or not location:
+                break
+            response.release()
+            release()
+            target = response.url.join(URL(location))
+            if target.origin() != response.url.origin():
+                headers = without_credential_headers(headers)
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+            url, params = str(target), None
+        else:
+            raise APIConnectionError(
+                f"More than {MAX_REDIRECTS - 1} redirects for {method} {_without_query(url)}"
+            )
         try:
             payload = await _read_limited(response, limit=self.max_response_bytes, attempt=attempt)
         finally:

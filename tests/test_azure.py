@@ -10,13 +10,15 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import anyio
+import attrs
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openai_images import MissingAPIKeyError
+from openai_images import GenerateRequest, MissingAPIKeyError
 from openai_images._azure import (
+    AzureDeployment,
     AzureDeploymentsRoute,
     AzureKeyAuth,
     AzureSettings,
@@ -531,3 +533,49 @@ def test_token_expiry_reads_the_exp_claim(exp: int, other: dict[str, str]) -> No
     """A JWT's exp claim is read back whatever else it carries."""
     assert token_expiry(jwt({**other, "exp": exp})) == float(exp)
     assert token_expiry(jwt({"exp": "soon"})) is None
+
+
+# -- the deployment: the v1 route's model, the model the rules see -------------------------
+
+_names = st.one_of(st.none(), st.sampled_from(["prod-images", "gpt-image-1", "dall-e-2", "x"]))
+
+
+@given(
+    v1_route=st.booleans(),
+    azure_deployment=_names,
+    deployment_model=st.one_of(st.none(), st.sampled_from(["gpt-image-1", "dall-e-3"])),
+    model=_names,
+    size=st.one_of(st.none(), st.sampled_from(["1024x1024", "256x256"])),
+)
+def test_deployment_changes_only_the_model(
+    v1_route: bool,
+    azure_deployment: str | None,
+    deployment_model: str | None,
+    model: str | None,
+    size: str | None,
+) -> None:
+    """``sent`` fills the v1 route's model with the deployment (or refuses a request naming
+    none); ``checked`` gives the rules the deployment's model, or its name. Nothing else
+    of the request changes."""
+    deployment = AzureDeployment(
+        v1_route=v1_route, azure_deployment=azure_deployment, deployment_model=deployment_model
+    )
+    request = GenerateRequest(prompt="p", model=model, size=size)
+    named = (model or azure_deployment) if v1_route else (azure_deployment or model)
+    assert deployment.deployment_of(request) == named
+    if v1_route and named is None:
+        with pytest.raises(AzureSettingsError, match="v1 route needs a deployment"):
+            deployment.sent(request)
+    else:
+        sent = deployment.sent(request)
+        assert sent.model == (named if v1_route else model)
+        assert attrs.evolve(sent, model=model) == request
+    checked = deployment.checked(request)
+    assert checked.model == (deployment_model or named)
+    assert attrs.evolve(checked, model=model) == request
+
+
+def test_deployment_model_must_be_known() -> None:
+    """A deployment_model without rules here is refused, naming the models there are."""
+    with pytest.raises(AzureSettingsError, match="gpt-image-1"):
+        AzureDeployment(v1_route=True, deployment_model="prod-images")

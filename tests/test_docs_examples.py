@@ -29,7 +29,7 @@ import attrs
 import pytest
 
 from openai_images._demo import draw_products
-from openai_images.testing import LocalImagesServer
+from openai_images.testing import AzureMode, LocalImagesServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "pages").glob("*.md"))]
@@ -103,9 +103,26 @@ def test_the_pages_have_examples() -> None:
     assert sum(1 for count in counts.values() if count) >= 10
 
 
+@pytest.fixture
+def azure_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalImagesServer]:
+    """A local server in Azure mode (deployment ``prod-images`` runs gpt-image-1), and the
+    official SDK's Azure variables pointing at it, for the Azure page."""
+    mode = AzureMode(deployments={"prod-images": "gpt-image-1", "gpt-image-1": "gpt-image-1"})
+    with LocalImagesServer.in_thread(azure=mode) as server:
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
+        monkeypatch.setenv("OPENAI_API_VERSION", "2025-04-01-preview")
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-docs-examples")
+        monkeypatch.delenv("AZURE_OPENAI_AD_TOKEN", raising=False)
+        yield server
+
+
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_examples_run(page: Path, docs_env: LocalImagesServer, tmp_path: Path) -> None:
+def test_examples_run(
+    page: Path, docs_env: LocalImagesServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Each page's examples run without error, and its pytest examples pass."""
+    if page.name == "azure.md":
+        request.getfixturevalue("azure_env")
     namespace: dict[str, object] = {"__name__": "docs_example"}
     test_files: list[str] = []
     for block in python_blocks(page):

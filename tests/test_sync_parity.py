@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from typing_extensions import get_overloads
 
-from openai_images import AsyncImagesClient, ImagesClient
+from openai_images import (
+    AsyncAzureImagesClient,
+    AsyncImagesClient,
+    AzureImagesClient,
+    ImagesClient,
+)
 
 RENAMES = {
     "AsyncImagesClient": "ImagesClient",
@@ -93,3 +98,27 @@ def test_translation_of_an_example() -> None:
     text = "async with client.map(r) as results:\n    async for x in results: await f(x)"
     assert translate(text) == "with client.map(r) as results:\n    for x in results: f(x)"
     assert translate("an ``AsyncImageStream``") == "an ``ImageStream``"
+
+
+def test_the_azure_clients_agree() -> None:
+    """``AzureImagesClient`` (hand-written over ``ImagesClient``) takes exactly the async
+    Azure client's arguments, and has its public members with the same signatures."""
+    assert_same_signature(AsyncAzureImagesClient.__init__, AzureImagesClient.__init__)
+    async_members = public(AsyncAzureImagesClient) - {"__init__", "with_options"}
+    assert async_members == public(AzureImagesClient) - {"__init__"}
+    for name in async_members:
+        async_member, sync_member = (
+            vars(AsyncAzureImagesClient)[name],
+            vars(AzureImagesClient)[name],
+        )
+        assert isinstance(async_member, property), name
+        assert isinstance(sync_member, property), name
+        assert async_member.fget is not None
+        assert sync_member.fget is not None
+        assert_same_signature(async_member.fget, sync_member.fget)
+        assert sync_member.__doc__ == async_member.__doc__
+    # The Azure with_options keeps the base's parameters (the sync twin forwards them all).
+    base, azure = (
+        inspect.signature(cls.with_options) for cls in (AsyncImagesClient, AsyncAzureImagesClient)
+    )
+    assert azure.parameters == base.parameters

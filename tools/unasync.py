@@ -110,8 +110,11 @@ class _Writer:
         self.runtime_names: set[str] = set()
 
     def annotation(self, node: ast.expr) -> str:
-        self.annotation_names |= _names(node)
-        return translate(_segment(self.source, node))
+        # The names of the sync annotation, not the async one: a wrapped twin
+        # (``RawResponses``) needs no import of what it wraps.
+        text = translate(_segment(self.source, node))
+        self.annotation_names |= _names(ast.parse(text, mode="eval"))
+        return text
 
     def parameters(self, args: ast.arguments) -> list[str]:
         """The parameter list, one entry each, without ``self``."""

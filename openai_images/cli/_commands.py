@@ -17,6 +17,8 @@ from typing import Any
 
 import anyio
 
+from openai_images._azure import EDITS_API_VERSION
+from openai_images._azure_client import AsyncAzureImagesClient
 from openai_images._client import AsyncImagesClient
 from openai_images._converter import converter
 from openai_images._imagebytes import image_bytes
@@ -36,7 +38,10 @@ EXIT_ERROR = 1
 
 
 def make_client(args: argparse.Namespace) -> AsyncImagesClient:
-    """The client the connection options describe."""
+    """The client the connection options describe: an Azure one when any Azure option is
+    given (the endpoint, the version and the key may then come from the environment)."""
+    if _wants_azure(args):
+        return _azure_client(args)
     return AsyncImagesClient(
         api_key=args.api_key,
         base_url=args.base_url,
@@ -44,6 +49,43 @@ def make_client(args: argparse.Namespace) -> AsyncImagesClient:
         project=args.project,
         timeout=args.timeout,
         max_retries=args.max_retries,
+        trust_env=args.trust_env,
+    )
+
+
+_AZURE_OPTIONS = ("azure_endpoint", "api_version", "deployment", "deployment_model")
+
+
+def _wants_azure(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in _AZURE_OPTIONS)
+
+
+def _azure_client(args: argparse.Namespace) -> AsyncAzureImagesClient:
+    for name in ("base_url", "organization", "project"):
+        if getattr(args, name) is not None:
+            raise CommandError(
+                f"--{name.replace('_', '-')} is for the OpenAI API; with Azure give "
+                "--azure-endpoint URL"
+            )
+    if not (args.azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")):
+        raise CommandError(
+            "no Azure endpoint: give --azure-endpoint https://NAME.openai.azure.com or set "
+            "the AZURE_OPENAI_ENDPOINT environment variable"
+        )
+    if not (args.api_version or os.environ.get("OPENAI_API_VERSION")):
+        raise CommandError(
+            f"no API version: give --api-version {EDITS_API_VERSION} (or v1 for the v1 route) "
+            "or set the OPENAI_API_VERSION environment variable"
+        )
+    return AsyncAzureImagesClient(
+        azure_endpoint=args.azure_endpoint,
+        api_version=args.api_version,
+        azure_deployment=args.deployment,
+        deployment_model=args.deployment_model,
+        api_key=args.api_key,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        trust_env=args.trust_env,
     )
 
 
@@ -149,6 +191,17 @@ async def serve(args: argparse.Namespace) -> int:
 
     def ready(server: LocalImagesServer) -> None:
         # The URL alone on stdout, so a script can read it; the rest is for people.
+        if args.azure:
+            print(server.url, flush=True)
+            print(
+                "Serving the Images API locally as an Azure OpenAI resource (Ctrl-C to stop); "
+                "every model is deployed under its own name. Point clients at it with:\n"
+                f"  export AZURE_OPENAI_ENDPOINT={server.url} "
+                f"OPENAI_API_VERSION={EDITS_API_VERSION} AZURE_OPENAI_API_KEY=any-key",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         print(server.base_url, flush=True)
         print(
             f"Serving the Images API locally (Ctrl-C to stop). Point clients at it with:\n"
@@ -166,6 +219,7 @@ async def serve(args: argparse.Namespace) -> int:
         latency=args.latency,
         requests_per_minute=args.rpm,
         control_route=args.control,
+        azure=args.azure,
         on_ready=ready,
     )
     return EXIT_OK

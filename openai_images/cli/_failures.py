@@ -12,6 +12,7 @@ import os
 import shlex
 from collections.abc import Sequence
 
+from openai_images._azure import AzureSettingsError, MissingAzureCredentialError
 from openai_images._errors import (
     APIError,
     APIStatusError,
@@ -47,8 +48,15 @@ def describe_error(error: BaseException, *, flags: bool = False) -> str:
         >>> describe_error(RequestValidationError([too_high]), flags=True)
         '--compression is 101'
     """
+    if isinstance(error, MissingAzureCredentialError):
+        return (
+            "no Azure credential: give --api-key KEY or set the AZURE_OPENAI_API_KEY "
+            "(or AZURE_OPENAI_AD_TOKEN) environment variable"
+        )
     if isinstance(error, MissingAPIKeyError):
         return "no API key: give --api-key KEY or set the OPENAI_API_KEY environment variable"
+    if isinstance(error, AzureSettingsError):
+        return _azure_flags(str(error))
     if isinstance(error, RequestValidationError) and flags:
         first, *more = error.violations
         text = _flagged(first)
@@ -70,6 +78,22 @@ def describe_error(error: BaseException, *, flags: bool = False) -> str:
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return f"{error.strerror}: {os.fsdecode(error.filename)}"
     return " ".join(str(error).split()) or type(error).__name__
+
+
+_AZURE_FLAGS = (
+    ("pass azure_deployment=... to the client, or model=<deployment name>",
+     "give --deployment NAME, or --model NAME"),
+    ("azure_endpoint", "--azure-endpoint"),
+    ("deployment_model", "--deployment-model"),
+    ("api_version", "--api-version"),
+)  # fmt: skip
+
+
+def _azure_flags(message: str) -> str:
+    """An Azure settings error, naming the options rather than the keyword arguments."""
+    for python, flag in _AZURE_FLAGS:
+        message = message.replace(python, flag)
+    return message
 
 
 def _flagged(violation: Violation) -> str:

@@ -72,6 +72,40 @@ def _connection_options() -> argparse.ArgumentParser:
         metavar="N",
         help="retries of a failed request (default 2)",
     )
+    group.add_argument(
+        "--no-proxy",
+        dest="trust_env",
+        action="store_false",
+        help="connect directly, ignoring HTTPS_PROXY/HTTP_PROXY (default: use them)",
+    )
+    azure = parent.add_argument_group(
+        "Azure OpenAI (any of these selects Azure; --api-key is then the Azure key)"
+    )
+    azure.add_argument(
+        "--azure-endpoint",
+        default=None,
+        metavar="URL",
+        help="the resource, e.g. https://NAME.openai.azure.com (default: $AZURE_OPENAI_ENDPOINT)",
+    )
+    azure.add_argument(
+        "--api-version",
+        default=None,
+        metavar="VERSION",
+        help="a dated version such as 2025-04-01-preview, or v1 for the v1 route "
+        "(default: $OPENAI_API_VERSION)",
+    )
+    azure.add_argument(
+        "--deployment",
+        default=None,
+        metavar="NAME",
+        help="the deployment to use (default: --model names it)",
+    )
+    azure.add_argument(
+        "--deployment-model",
+        default=None,
+        metavar="MODEL",
+        help="the model the deployment runs, to check requests by its rules",
+    )
     return parent
 
 
@@ -257,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="KEY",
         help="a key the server accepts; repeatable (default: any key)",
+    )
+    serve.add_argument(
+        "--azure",
+        action="store_true",
+        help="answer like an Azure OpenAI resource (both routes, api-key, Azure's errors)",
     )
     serve.add_argument(
         "--control",

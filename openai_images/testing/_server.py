@@ -1066,6 +1066,7 @@ async def serve_forever(
     url_ttl: float = 3600.0,
     access_log: bool = True,
     legacy: bool = False,
+    azure: bool | AzureMode = False,
     on_ready: Callable[[LocalImagesServer], object] | None = None,
 ) -> None:
     """Run a server until cancelled (the command line's ``openai-images serve``).
@@ -1075,6 +1076,7 @@ async def serve_forever(
 
     Args:
         legacy: Also serve the retired models and the variations endpoint.
+        azure: Answer like an Azure OpenAI resource (see ``LocalImagesServer``).
         on_ready: Called with the running server once it listens, e.g. to print its
             ``base_url``.
 
@@ -1095,6 +1097,7 @@ async def serve_forever(
         access_log=access_log,
         max_recorded=0,
         legacy=legacy,
+        azure=azure,
     )
     async with server:
         if on_ready is not None:

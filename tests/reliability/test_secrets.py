@@ -23,14 +23,17 @@ from anyio.from_thread import BlockingPortal
 from openai_images import (
     APIConnectionError,
     APIStatusError,
+    AsyncAzureImagesClient,
     AsyncImagesClient,
+    AzureImagesClient,
     GenerateRequest,
     ImagesClient,
     OpenAIImagesError,
     Timeout,
 )
+from openai_images._transport import MAX_REDIRECTS, Transport
 from openai_images.cli import build_parser, main
-from openai_images.testing import Fault, LocalImagesServer
+from openai_images.testing import AzureMode, Fault, LocalImagesServer
 from openai_images.testing._server import redact_key
 from tests.recorder import Recorder, Reply
 
@@ -478,3 +481,150 @@ def _address(hex_address: str) -> str:
     if len(hex_address) == 8:
         return ".".join(str(b) for b in reversed(bytes.fromhex(hex_address)))
     return hex_address
+
+
+# -- redirects the transport follows --------------------------------------------------------
+
+CREDENTIALS = {
+    "Authorization": f"Bearer {KEY}",
+    "api-key": KEY,
+    "Ocp-Apim-Subscription-Key": KEY,
+    "Cookie": f"session={KEY}",
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_to_another_origin_carries_no_credential_header(status: int) -> None:
+    """Followed redirects leave Authorization, api-key and the other credentials behind
+    when they lead to another origin (aiohttp itself drops only Authorization)."""
+    async with Recorder() as first, Recorder() as elsewhere:
+        first.reply(Reply(status=status, body=b"", headers={"Location": elsewhere.base_url}))
+        elsewhere.reply(Reply(body=b"done", content_type="text/plain"))
+        transport = Transport(trust_env=False)
+        try:
+            answer = await transport.send(
+                "GET",
+                f"{first.base_url}/start",
+                headers={**CREDENTIALS, "Accept": "text/plain"},
+                timeout=Timeout(total=10),
+                allow_redirects=True,
+            )
+        finally:
+            await transport.aclose()
+    assert (answer.status, answer.body) == (200, b"done")
+    (arrived,) = elsewhere.requests
+    assert arrived.headers["Accept"] == "text/plain"
+    assert_secret([repr(arrived.headers)])
+    assert first.requests[0].headers["api-key"] == KEY
+
+
+@pytest.mark.anyio
+async def test_a_redirect_on_the_same_origin_keeps_the_credentials() -> None:
+    """A redirect within the API's own origin still authenticates; a 303 turns into GET."""
+    async with Recorder() as api:
+        api.reply(Reply(status=303, body=b"", headers={"Location": "/moved?x=1"}))
+        transport = Transport(trust_env=False)
+        try:
+            await transport.send(
+                "POST",
+                f"{api.base_url}/start",
+                headers=CREDENTIALS,
+                timeout=Timeout(total=10),
+                allow_redirects=True,
+            )
+        finally:
+            await transport.aclose()
+    first, moved = api.requests
+    assert (first.method, moved.method, moved.path, moved.query) == (
+        "POST",
+        "GET",
+        "/moved",
+        {"x": "1"},
+    )
+    assert moved.headers["api-key"] == KEY
+    assert moved.headers["Authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.anyio
+async def test_endless_redirects_end_in_a_connection_error() -> None:
+    """A redirect loop stops after ten redirects, as aiohttp's did."""
+    async with Recorder() as api:
+        api.reply(*[Reply(status=302, body=b"", headers={"Location": "/again"})] * 20)
+        transport = Transport(trust_env=False)
+        try:
+            with pytest.raises(APIConnectionError, match="redirects"):
+                await transport.send(
+                    "GET", api.base_url, headers={}, timeout=Timeout(total=10), allow_redirects=True
+                )
+        finally:
+            await transport.aclose()
+    assert len(api.requests) == MAX_REDIRECTS
+
+
+# -- the Azure clients ---------------------------------------------------------------------
+
+AZURE_TOKEN = "eyJentra.TOPSECRETtokenPAYLOAD0123456789.signature"
+AZURE_MODE = AzureMode(deployments={"prod-images": "gpt-image-1"}, ad_tokens={AZURE_TOKEN})
+
+
+def _azure_credentials() -> list[dict[str, object]]:
+    async def provider() -> str:
+        return AZURE_TOKEN
+
+    return [
+        {"api_key": KEY},
+        {"azure_ad_token": AZURE_TOKEN},
+        {"azure_ad_token_provider": provider},
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("api_version", ["2025-04-01-preview", "v1"])
+async def test_the_azure_clients_never_show_the_key_or_token(
+    caplog: pytest.LogCaptureFixture, api_version: str
+) -> None:
+    """Azure keys and Entra tokens: in no repr, log record or error (a 401, a refused
+    deployment, the content filter, a wrong key), on either route."""
+    texts: list[str] = []
+    with everything_logged(caplog):
+        async with LocalImagesServer(azure=AZURE_MODE, api_keys={KEY}) as server:
+            for credential in _azure_credentials():
+                async with AsyncAzureImagesClient(
+                    azure_endpoint=server.url,
+                    api_version=api_version,
+                    max_retries=0,
+                    **credential,  # type: ignore[arg-type]
+                ) as client:
+                    await client.generate(prompt="a fox", model="prod-images", quality="low")
+                    texts += [repr(client), repr(client._sender.auth), repr(client._azure)]
+                    texts += [repr(client._sender.settings), repr(client.with_options())]
+                    for bad in (
+                        client.generate(prompt="gore", model="prod-images", quality="low"),
+                        client.with_options(api_key=KEY[::-1]).generate(prompt="p", model="x"),
+                        client.generate(prompt="p", model="elsewhere", extra_query={"x": KEY[:4]}),
+                    ):
+                        with pytest.raises(OpenAIImagesError) as caught:
+                            await bad
+                        texts += texts_of(caught.value)
+            texts += [repr(recorded) for recorded in server.requests]
+    for text in texts + logged_texts(caplog):
+        assert AZURE_TOKEN not in text, text[:300]
+        assert "TOPSECRETtoken" not in text, text[:300]
+    assert_secret(texts + logged_texts(caplog))
+
+
+def test_the_sync_azure_client_shows_no_secret() -> None:
+    """The sync Azure client's repr holds neither the key nor the token."""
+    for credential in _azure_credentials():
+        client = AzureImagesClient(
+            azure_endpoint="https://res.openai.azure.com",
+            api_version="v1",
+            **credential,  # type: ignore[arg-type]
+        )
+        try:
+            text = repr(client)
+        finally:
+            client.close()
+        assert_secret([text])
+        assert AZURE_TOKEN not in text
