@@ -497,8 +497,13 @@ class BatchAPIJob:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    async def refresh(self) -> tuple[RemoteBatch, ...]:
-        """Look at every batch not yet final once; each batch as last seen."""
+    async def refresh(self, *, every: bool = False) -> tuple[RemoteBatch, ...]:
+        """Look at every batch not yet final once; each batch as last seen.
+
+        Args:
+            every: Look at the batches already final and collected too (to show them);
+                by default they are not asked for again.
+        """
         changed = False
         for shard in self._state.shards:
             if shard.batch_id is None:
@@ -506,7 +511,7 @@ class BatchAPIJob:
             known = self._batches.get(shard.number)
             if known is not None and known.final:
                 continue
-            if known is None and shard.status in FINAL and shard.finished:
+            if known is None and shard.status in FINAL and shard.finished and not every:
                 continue
             batch = RemoteBatch.from_wire(await self._remote.retrieve_batch(shard.batch_id))
             self._batches[shard.number] = batch

@@ -116,9 +116,9 @@ class SyncBatchAPIJob:
         """The counts as last seen (``refresh`` or ``wait`` update them)."""
         return self._job.progress()
 
-    def refresh(self) -> tuple[RemoteBatch, ...]:
-        """Fetch every batch's state once."""
-        return self._run(self._job.refresh)
+    def refresh(self, *, every: bool = False) -> tuple[RemoteBatch, ...]:
+        """Fetch every batch's state once (see ``BatchAPIJob.refresh``)."""
+        return self._run(functools.partial(self._job.refresh, every=every))
 
     def wait(
         self,
