@@ -123,10 +123,9 @@ async def batch_via_batch_api(args: argparse.Namespace) -> int:
                 images=args.images or "upload",
                 image_purpose=args.image_purpose or "vision",
             )
-        print(
-            f"{job.total} requests in {_batches(len(job.batch_ids))}: {', '.join(job.batch_ids)}",
-            file=sys.stderr,
-        )
+        if args.no_wait or not args.no_progress:
+            batches = f"{_batches(len(job.batch_ids))}: {', '.join(job.batch_ids)}"
+            print(f"{job.total} requests in {batches}", file=sys.stderr)
         if args.no_wait:
             print(
                 f"submitted; see how they do with '{_command(args, 'status', out)}' and save "
