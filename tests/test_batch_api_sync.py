@@ -40,9 +40,9 @@ def requests(count: int, picture: Path) -> list[ImageRequest]:
     made: list[ImageRequest] = []
     for index in range(count):
         if index % 2:
-            made.append(EditRequest(prompt=f"a hat {index}", image=picture, model="gpt-image-1"))
+            made.append(EditRequest(prompt=f"a hat {index}", image=picture, model="gpt-image-1.5"))
         else:
-            made.append(GenerateRequest(prompt=f"a fox {index}", model="gpt-image-1"))
+            made.append(GenerateRequest(prompt=f"a fox {index}", model="gpt-image-1.5"))
     return made
 
 

@@ -47,9 +47,9 @@ def write_jobs(folder: Path) -> Path:
     (folder / "inputs").mkdir(parents=True, exist_ok=True)
     (folder / "inputs" / "jam.png").write_bytes(make_png(64, 64))
     lines = [
-        {"prompt": "a fox", "model": "dall-e-2", "size": "256x256", "response_format": "b64_json"},
-        {"prompt": "a jar", "image": "inputs/jam.png", "model": "gpt-image-1", "name": "jar"},
-        {"prompt": "an owl", "model": "gpt-image-1", "quality": "low"},
+        {"prompt": "a fox", "model": "gpt-image-1.5", "quality": "low"},
+        {"prompt": "a jar", "image": "inputs/jam.png", "model": "gpt-image-1.5", "name": "jar"},
+        {"prompt": "an owl", "model": "gpt-image-1.5", "quality": "low"},
     ]
     path = folder / "jobs.jsonl"
     path.write_bytes(b"\n\n".join(orjson.dumps(line) for line in lines) + b"\n")
@@ -113,7 +113,7 @@ def test_failed_lines_are_named_by_their_line(
     ("line", "message"),
     [
         (
-            {"prompt": "p", "model": "gpt-image-1", "stream": True},
+            {"prompt": "p", "model": "gpt-image-1.5", "stream": True},
             "2: stream: the Batch API does not stream (with --via batch-api)",
         ),
         (
@@ -203,7 +203,7 @@ def test_a_job_from_python_is_collected_by_index(
     """A job without the command line's line map names its failed lines by index."""
     from openai_images import GenerateRequest
 
-    requests = [GenerateRequest(prompt="p", model="gpt-image-1", quality="low")] * 2
+    requests = [GenerateRequest(prompt="p", model="gpt-image-1.5", quality="low")] * 2
     server.batch_api.fail("1:000001", LineFailure(status=500, message="boom"))
     with ImagesClient(base_url=server.base_url, api_key="k") as client:
         client.batch_api.submit(requests, output_dir=tmp_path / "py")
