@@ -171,8 +171,12 @@ def test_status_cancel_and_collect_a_job_started_earlier(
     every line not run, by its line."""
     server.batch_api.paused = True
     jobs = write_jobs(tmp_path)
-    assert main(["batch", str(jobs), "--via", "batch-api", "-o", "out", "--no-wait"]) == 0
-    assert "'openai-images batch-api collect out'" in capsys.readouterr().err
+    assert main(["batch", str(jobs), "--via", "batch-api", "-o", "out", "--no-wait", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "'openai-images batch-api collect out'" in captured.err
+    submitted = orjson.loads(captured.out)
+    assert submitted["state_file"] == "out/batch_api.json"
+    assert len(submitted["batch_ids"]) == 2
 
     assert main(["batch-api", "status", "out"]) == 0
     status = capsys.readouterr().out

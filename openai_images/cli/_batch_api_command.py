@@ -132,6 +132,8 @@ async def batch_via_batch_api(args: argparse.Namespace) -> int:
                 f"the results with '{_command(args, 'collect', out)}'",
                 file=sys.stderr,
             )
+            if args.json:
+                print_json({"state_file": str(job.state_file), "batch_ids": list(job.batch_ids)})
             return EXIT_OK
         return await _wait_and_collect(args, job)
 
@@ -242,7 +244,9 @@ def _batch_data(batch: RemoteBatch) -> dict[str, Any]:
 
 async def _wait_and_collect(args: argparse.Namespace, job: BatchAPIJob) -> int:
     """Wait for every batch (with progress), save every line, report; 1 if any failed."""
-    display = progress_display(total=job.total, desc="batch-api", enabled=not args.no_progress)
+    # A job whose batches are all done already has nothing to show progress of.
+    shown = not args.no_progress and not job.final
+    display = progress_display(total=job.total, desc="batch-api", enabled=shown)
     try:
         await job.wait(
             progress=_Progress(display),
