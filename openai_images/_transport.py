@@ -228,8 +228,9 @@ _MAPPED = (aiohttp.ClientError, OSError, asyncio.TimeoutError, TimeoutError)
 class StreamingExchange:
     """An HTTP exchange whose body is read as it arrives; close it when done.
 
-    A body (decompressed) longer than ``limit`` fails, so an endless stream, or an endless
-    line in one, cannot fill memory. Every error after the head carries its request id.
+    Read by ``read_chunk``, a body (decompressed) longer than ``limit`` fails, so an endless
+    stream, or an endless line in one, cannot fill memory; read by ``lines``, each line is
+    capped instead. Every error after the head carries its request id.
     """
 
     def __init__(
@@ -251,21 +252,46 @@ class StreamingExchange:
 
     async def read_chunk(self) -> bytes:
         """The next bytes of the body as they arrive; ``b""`` at its end."""
+        chunk = await self._next()
+        self._received += len(chunk)
+        if self._received <= self._limit:
+            return chunk
+        raise self._too_large(f"The response is larger than the limit of {self._limit} bytes")
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """The body line by line as it arrives (without the ``\\n``; blank lines too).
+
+        Only the line being read is held, so the body as a whole is not capped (a Batch
+        API result file may be many GB); each line is, by the same ``limit``.
+        """
+        pending = bytearray()
+        while chunk := await self._next():
+            pending += chunk
+            start = 0
+            while (end := pending.find(b"\n", start)) != -1:
+                self._check_line(end - start)
+                yield bytes(pending[start:end])
+                start = end + 1
+            del pending[:start]
+            self._check_line(len(pending))  # a line without its end yet, as it grows
+        if pending:
+            yield bytes(pending)
+
+    def _check_line(self, length: int) -> None:
+        if length > self._limit:
+            raise self._too_large(f"A line is longer than the limit of {self._limit} bytes")
+
+    async def _next(self) -> bytes:
         failure: APIConnectionError
         try:
-            chunk = await self._response.content.readany()
+            return await self._response.content.readany()
         except _MAPPED as exc:
             failure = self._attempt.error(exc)
-        else:
-            self._received += len(chunk)
-            if self._received <= self._limit:
-                return chunk
-            self._response.close()
-            failure = ResponseTooLargeError(
-                f"The response is larger than the limit of {self._limit} bytes",
-                request_id=self.request_id,
-            )
         raise failure
+
+    def _too_large(self, message: str) -> ResponseTooLargeError:
+        self._response.close()
+        return ResponseTooLargeError(message, request_id=self.request_id)
 
     async def read(self, *, limit: int) -> bytes:
         """The whole body (for an error answer), at most ``limit`` bytes."""

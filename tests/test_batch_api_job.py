@@ -20,6 +20,7 @@ from openai_images import (
     ImageRequest,
     InternalServerError,
     RequestValidationError,
+    ResponseTooLargeError,
 )
 from openai_images._batch import BatchResult
 from openai_images._batch_api import BatchAPIJob, BatchLineError
@@ -403,3 +404,25 @@ async def test_a_moved_job_resumes_from_its_new_folder(
     assert all(r.ok for r in results)
     assert {p.parent for r in results for p in r.paths} == {tmp_path / "moved"}
     assert posts(server, "/v1/files") == 2 + 2  # two pictures, one file per endpoint
+
+
+async def test_result_files_are_capped_per_line_not_as_a_whole(
+    server: LocalImagesServer, tmp_path: Path
+) -> None:
+    """A file read line by line may be far over max_response_bytes; one line may not."""
+    lines = tmp_path / "lines.jsonl"
+    lines.write_bytes(b"".join(b'{"n":"' + b"x" * 900 + b'"}\n' for _ in range(50)))
+    long_line = tmp_path / "long.jsonl"
+    long_line.write_bytes(b'{"n":"' + b"x" * 5000 + b'"}\n')
+    async with AsyncImagesClient(
+        api_key="k", base_url=server.base_url, max_response_bytes=4096
+    ) as small:
+        remote = Remote(small._sender)
+        file_id = await remote.upload(lines, purpose="batch")
+        got = [line async for line in remote.lines(file_id)]
+        assert len(got) == 50  # 45 KB in all, over the 4 KB limit
+        assert got[0] == lines.read_bytes().split(b"\n")[0]
+        file_id = await remote.upload(long_line, purpose="batch")
+        with pytest.raises(ResponseTooLargeError, match="line is longer than the limit of 4096"):
+            async for _ in remote.lines(file_id):
+                pass

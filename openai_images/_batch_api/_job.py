@@ -347,10 +347,21 @@ class BatchAPI:
         Whatever step the job was at (uploading, submitting, waiting, collecting), it
         goes on from there; ``results`` hands over only the lines not handed over before.
         """
-        state = await anyio.to_thread.run_sync(JobState.load, Path(state_file))
-        job = BatchAPIJob(self._remote, state, max_lines=self._max_lines, max_bytes=self._max_bytes)
+        job = await self.load(state_file)
         await job._submit()
         return job
+
+    async def load(self, state_file: str | os.PathLike[str]) -> BatchAPIJob:
+        """The job of a state file as it stands, without carrying it on: to look at it
+        (``refresh``, ``progress``, ``report``) or ``cancel`` it. ``resume`` carries on.
+
+        Raises:
+            ValueError: The file is not a Batch API state file.
+            OSError: It cannot be read.
+        """
+        state = await anyio.to_thread.run_sync(JobState.load, Path(state_file))
+        limits = {"max_lines": self._max_lines, "max_bytes": self._max_bytes}
+        return BatchAPIJob(self._remote, state, **limits)
 
 
 @attrs.define
@@ -486,8 +497,13 @@ class BatchAPIJob:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    async def refresh(self) -> tuple[RemoteBatch, ...]:
-        """Look at every batch not yet final once; each batch as last seen."""
+    async def refresh(self, *, every: bool = False) -> tuple[RemoteBatch, ...]:
+        """Look at every batch not yet final once; each batch as last seen.
+
+        Args:
+            every: Look at the batches already final and collected too (to show them);
+                by default they are not asked for again.
+        """
         changed = False
         for shard in self._state.shards:
             if shard.batch_id is None:
@@ -495,7 +511,7 @@ class BatchAPIJob:
             known = self._batches.get(shard.number)
             if known is not None and known.final:
                 continue
-            if known is None and shard.status in FINAL and shard.finished:
+            if known is None and shard.status in FINAL and shard.finished and not every:
                 continue
             batch = RemoteBatch.from_wire(await self._remote.retrieve_batch(shard.batch_id))
             self._batches[shard.number] = batch
@@ -536,6 +552,7 @@ class BatchAPIJob:
         progress: Callable[[BatchAPIProgress], object] | None = None,
         poll_interval: float = 5.0,
         max_interval: float = 60.0,
+        interrupt_note: bool = True,
     ) -> tuple[RemoteBatch, ...]:
         """Poll until every batch is final, backing off while nothing moves.
 
@@ -547,6 +564,8 @@ class BatchAPIJob:
             poll_interval: Seconds before the second poll; it grows by half each time
                 nothing changed, up to ``max_interval``, and starts again after a change.
             max_interval: The longest wait between polls.
+            interrupt_note: Print that note (``False`` for a caller that says it its own
+                way, as the command line does).
         """
         interval = poll_interval
         last: tuple[int, int, tuple[str, ...]] | None = None
@@ -563,6 +582,8 @@ class BatchAPIJob:
                 last = seen
                 await anyio.sleep(interval)
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+            if not interrupt_note:
+                raise
             sys.stderr.write(
                 f"Stopped waiting; the batches {', '.join(self.batch_ids)} keep running.\n"
                 f"Resume with BatchAPI(client).resume({str(self.state_file)!r}), or cancel "

@@ -39,6 +39,7 @@ __all__ = [
     "LineOutcome",
     "LocalImage",
     "Sharder",
+    "check_request",
     "custom_id",
     "draft_line",
     "final_line",
@@ -110,8 +111,46 @@ def parse_custom_id(value: str) -> tuple[int, str]:
     return int(head), key
 
 
-def _refuse(index: int, param: str, message: str) -> RequestValidationError:
-    return RequestValidationError([Violation(param=param, message=f"line {index}: {message}")])
+def _refuse(param: str, message: str) -> RequestValidationError:
+    return RequestValidationError([Violation(param=param, message=message)])
+
+
+def check_request(request: ImageRequest) -> None:
+    """Refuse a request the Batch API cannot take, or that breaks a rule as the line it
+    becomes (an edit's local inputs judged as the references they will be). Sans-I/O.
+
+    Raises:
+        RequestValidationError: A stream, a variation, a multipart-only field, or a rule
+            broken; the messages do not name a line (``draft_line``'s do).
+
+    Example:
+        >>> check_request(GenerateRequest(prompt="a fox", model="gpt-image-1", stream=True))
+        Traceback (most recent call last):
+        ...
+        openai_images._errors.RequestValidationError: stream: the Batch API does not stream
+    """
+    if not isinstance(request, (GenerateRequest, EditRequest)):
+        raise _refuse("endpoint", "the Batch API takes generations and edits only")
+    if request.stream:
+        raise _refuse("stream", "the Batch API does not stream")
+    if request.partial_images is not None:
+        raise _refuse("partial_images", "partial images come only with a stream")
+    checked: ImageRequest = request
+    if isinstance(request, EditRequest) and not request.is_json:
+        if request.response_format is not None:
+            # Edits by reference (the only kind a batch carries) have no response_format.
+            raise _refuse("response_format", "response_format is a multipart-only field of edits")
+        # The rules judge the edit as the JSON edit it becomes.
+        count = len(request.image_inputs)
+        checked = attrs.evolve(
+            request,
+            image=None,
+            images=[ImageRef(file_id=f"file-local-{number}") for number in range(count)],
+            mask=ImageRef(file_id="file-local-mask")
+            if request.mask is not None and not isinstance(request.mask, ImageRef)
+            else request.mask,
+        )
+    ensure_valid(checked)
 
 
 def draft_line(
@@ -139,40 +178,21 @@ def draft_line(
         >>> draft_line(GenerateRequest(prompt="a fox", model="gpt-image-1"), index=0, key="fox")
         {'custom_id': '0:fox', 'method': 'POST', 'url': '/v1/images/generations', 'body': {...}}
     """
-    if not isinstance(request, (GenerateRequest, EditRequest)):
-        raise _refuse(index, "endpoint", "the Batch API takes generations and edits only")
-    if request.stream:
-        raise _refuse(index, "stream", "the Batch API does not stream")
-    if request.partial_images is not None:
-        raise _refuse(index, "partial_images", "partial images come only with a stream")
-    checked: ImageRequest = request
+    try:
+        check_request(request)
+    except RequestValidationError as error:
+        raise RequestValidationError(
+            [attrs.evolve(v, message=f"line {index}: {v.message}") for v in error.violations]
+        ) from error
+    assert isinstance(request, (GenerateRequest, EditRequest))  # check_request saw to it
     fields = request_fields(request)
     if isinstance(request, EditRequest) and not request.is_json:
-        if request.response_format is not None:
-            # Edits by reference (the only kind a batch carries) have no response_format.
-            raise _refuse(
-                index, "response_format", "response_format is a multipart-only field of edits"
-            )
         local = images or []
         if len(local) != len(request.image_inputs):
             raise ValueError("draft_line needs one LocalImage per input image")
         fields["images"] = [{_LOCAL: image.digest} for image in local]
         if mask is not None:
             fields["mask"] = {_LOCAL: mask.digest}
-        # The rules judge the edit as the JSON edit it becomes.
-        placeholder = [ImageRef(file_id=image.digest) for image in local]
-        checked = attrs.evolve(
-            request,
-            image=None,
-            images=placeholder,
-            mask=ImageRef(file_id=mask.digest) if mask is not None else None,
-        )
-    try:
-        ensure_valid(checked)
-    except RequestValidationError as error:
-        raise RequestValidationError(
-            [attrs.evolve(v, message=f"line {index}: {v.message}") for v in error.violations]
-        ) from error
     return {
         "custom_id": custom_id(index, key),
         "method": "POST",

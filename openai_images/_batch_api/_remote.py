@@ -24,7 +24,6 @@ from openai_images._transport import Body
 __all__ = ["Remote"]
 
 _CHUNK = 256 * 1024
-_MAX_LINE = 256 * 1024 * 1024  # one result line: n images of a few MB each, base64
 
 
 class Remote:
@@ -114,7 +113,9 @@ class Remote:
         return await self.sender.download(url)
 
     async def lines(self, file_id: str) -> AsyncIterator[bytes]:
-        """A file's content, line by line as it arrives (never held whole)."""
+        """A file's non-blank lines as they arrive: the file is never held whole nor capped
+        as a whole; each line is capped by the client's ``max_response_bytes``, as a live
+        answer would be."""
         exchange = await self.sender.open(
             "GET",
             f"files/{file_id}/content",
@@ -123,22 +124,9 @@ class Remote:
             ),
         )
         async with exchange:
-            pending = bytearray()
-            while chunk := await exchange.read_chunk():
-                pending += chunk
-                start = 0
-                while (end := pending.find(b"\n", start)) != -1:
-                    if end > start:
-                        yield bytes(pending[start:end])
-                    start = end + 1
-                del pending[:start]
-                if len(pending) > _MAX_LINE:
-                    raise APIResponseValidationError(
-                        f"A line of file {file_id} is over {_MAX_LINE} bytes",
-                        status_code=exchange.status,
-                    )
-            if pending.strip():
-                yield bytes(pending)
+            async for line in exchange.lines():
+                if line.strip():
+                    yield line
 
 
 def _content_type(name: str) -> str:

@@ -14,6 +14,7 @@ Layout of the output folder::
     .batch_api/inputs/        spooled copies of in-memory input images, by digest
     .batch_api/shard-*.jsonl  the input files uploaded to /v1/files
     .batch_api/collected.log  the journal
+    .batch_api/cli-lines.json the command line's map from request index to batch-file line
     <key>.png, .<key>.done    the images and done-markers, as run_batch writes them
 """
 

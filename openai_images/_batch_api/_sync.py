@@ -78,6 +78,12 @@ class SyncBatchAPI:
         job = self._run(functools.partial(self._batch_api.resume, state_file))
         return SyncBatchAPIJob(job, self._run)
 
+    def load(self, state_file: str | os.PathLike[str]) -> SyncBatchAPIJob:
+        """The job of a state file as it stands, without carrying it on (see
+        ``BatchAPI.load``)."""
+        job = self._run(functools.partial(self._batch_api.load, state_file))
+        return SyncBatchAPIJob(job, self._run)
+
 
 class SyncBatchAPIJob:
     """A Batch API job for synchronous code (see ``BatchAPIJob``)."""
@@ -110,9 +116,9 @@ class SyncBatchAPIJob:
         """The counts as last seen (``refresh`` or ``wait`` update them)."""
         return self._job.progress()
 
-    def refresh(self) -> tuple[RemoteBatch, ...]:
-        """Fetch every batch's state once."""
-        return self._run(self._job.refresh)
+    def refresh(self, *, every: bool = False) -> tuple[RemoteBatch, ...]:
+        """Fetch every batch's state once (see ``BatchAPIJob.refresh``)."""
+        return self._run(functools.partial(self._job.refresh, every=every))
 
     def wait(
         self,
@@ -120,6 +126,7 @@ class SyncBatchAPIJob:
         progress: Callable[[BatchAPIProgress], object] | None = None,
         poll_interval: float = 5.0,
         max_interval: float = 60.0,
+        interrupt_note: bool = True,
     ) -> tuple[RemoteBatch, ...]:
         """Poll until every batch is final (see ``BatchAPIJob.wait``; Ctrl-C leaves the
         remote batches running)."""
@@ -128,6 +135,7 @@ class SyncBatchAPIJob:
             progress=progress,
             poll_interval=poll_interval,
             max_interval=max_interval,
+            interrupt_note=interrupt_note,
         )
         return self._run(wait)
 

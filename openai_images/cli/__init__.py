@@ -1,8 +1,10 @@
 """The ``openai-images`` command line (also ``python -m openai_images``).
 
-Commands: ``generate``, ``edit``, ``variation``, ``batch``, ``serve`` and ``demo``. Every
-field of the API has an option named after it; the key comes from ``OPENAI_API_KEY`` (or
-``--api-key``) and the server from ``OPENAI_BASE_URL`` (or ``--base-url``).
+Commands: ``generate``, ``edit``, ``variation``, ``batch`` (live, or ``--via batch-api``),
+``batch-api`` (``status``, ``collect``, ``cancel`` a Batch API job), ``serve`` and
+``demo``. Every field of the API has an option named after it; the key comes from
+``OPENAI_API_KEY`` (or ``--api-key``) and the server from ``OPENAI_BASE_URL`` (or
+``--base-url``).
 
 Results are saved as ``{prefix}-{n}.{ext}`` (``n`` from 1) in the output folder, partial
 images of a stream as ``{prefix}-partial-{i}.{ext}``. An existing file is never replaced
@@ -15,8 +17,8 @@ and the library's log.
 
 The rooms: ``_parser`` (the options, request fields derived from the request classes by
 ``_fields``), ``_commands`` (one request, ``serve``, ``demo``), ``_batch_command`` and
-``_jsonl`` (batch files), ``_output`` (saving and printing), ``_failures`` (what a
-failure says), ``_main`` (running a command).
+``_jsonl`` (batch files), ``_batch_api_command`` (the Batch API), ``_output`` (saving and
+printing), ``_failures`` (what a failure says), ``_main`` (running a command).
 
 Example:
     $ openai-images generate "a watercolor lighthouse" --model gpt-image-1 -o out/

@@ -1,4 +1,5 @@
-"""``openai-images batch FILE.jsonl``: every line of a batch file through the batch engine.
+"""``openai-images batch FILE.jsonl``: every line of a batch file through the batch engine
+(``--via batch-api``: through OpenAI's Batch API instead, in ``_batch_api_command``).
 
 Every line is read and checked first (``_jsonl``); then the requests go through
 ``client.map`` with the output folder, so each line's images are written as it finishes
@@ -20,6 +21,7 @@ from openai_images._batch import BatchResult, BatchSummary
 from openai_images._errors import MissingAPIKeyError
 from openai_images._progress import progress_display
 
+from ._batch_api_command import batch_via_batch_api
 from ._commands import EXIT_ERROR, EXIT_OK, make_client
 from ._failures import describe_error
 from ._jsonl import BatchLine, check_batch_outputs, read_batch_file
@@ -27,11 +29,14 @@ from ._output import print_json, usage_data
 
 __all__ = ["batch"]
 
+DEFAULT_CONCURRENCY = 16
 _SHOWN_FAILURES = 20
 
 
 async def batch(args: argparse.Namespace) -> int:
     """Send every line of ``args.file``; 1 if any failed."""
+    if args.via == "batch-api":
+        return await batch_via_batch_api(args)
     items = await anyio.to_thread.run_sync(read_batch_file, args.file)
     keys = [item.key for item in items]
     if not args.resume and not args.overwrite:
@@ -43,7 +48,7 @@ async def batch(args: argparse.Namespace) -> int:
         try:
             results = client.map(
                 [item.request for item in items],
-                concurrency=args.concurrency,
+                concurrency=args.concurrency or DEFAULT_CONCURRENCY,
                 requests_per_minute=args.rpm,
                 output_dir=args.output_dir,
                 resume=args.resume,

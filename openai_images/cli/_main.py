@@ -19,6 +19,7 @@ import anyio
 
 from openai_images._errors import OpenAIImagesError
 
+from ._batch_api_command import batch_api, batch_api_usage_problem, interrupted_hint
 from ._batch_command import batch
 from ._commands import EXIT_ERROR, EXIT_OK, demo, edit, generate, serve, variation
 from ._failures import CommandError, describe_error, resume_command
@@ -37,6 +38,7 @@ _COMMANDS: dict[str, Command] = {
     "edit": edit,
     "variation": variation,
     "batch": batch,
+    "batch-api": batch_api,
     "serve": serve,
     "demo": demo,
 }
@@ -80,12 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("stopped", file=sys.stderr)
             return EXIT_OK
         print("interrupted", file=sys.stderr)
-        if args.command == "batch":
+        if args.command == "batch" and args.via == "live":
             print(
                 "the lines that finished are saved; to send the rest, run:\n"
                 f"  {resume_command(arguments)}",
                 file=sys.stderr,
             )
+        elif args.command in ("batch", "batch-api"):
+            print(interrupted_hint(args), file=sys.stderr)
         return EXIT_INTERRUPTED
     except (OpenAIImagesError, CommandError, StructureFailure, OSError) as error:
         if args.debug:
@@ -107,10 +111,14 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         if (args.mask_url or args.mask_file_id) and args.images:
             return "--mask-url and --mask-file-id go with references; use --mask with -i files"
     if args.command == "batch":
-        if args.concurrency < 1:
+        if args.concurrency is not None and args.concurrency < 1:
             return "--concurrency must be 1 or more"
         if args.rpm is not None and args.rpm < 1:
             return "--rpm must be 1 or more"
+    if args.command in ("batch", "batch-api"):
+        problem = batch_api_usage_problem(args)
+        if problem is not None:
+            return problem
     if args.command == "demo" and args.batch_size < 1:
         return "--batch-size must be 1 or more"
     return None

@@ -238,11 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("file", type=Path, help="the JSONL file of requests")
     batch.add_argument(
+        "--via",
+        choices=("live", "batch-api"),
+        default="live",
+        help="live requests (default), or OpenAI's Batch API: half the price, within 24 h",
+    )
+    batch.add_argument(
         "-c",
         "--concurrency",
         type=int,
         metavar="N",
-        default=16,
+        default=None,
         help="requests in flight (default 16)",
     )
     batch.add_argument(
@@ -253,9 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per minute at most (default: no limit)",
     )
     batch.add_argument(
-        "--resume", action="store_true", help="skip lines whose results are already saved"
+        "--resume",
+        action="store_true",
+        help="skip lines whose results are already saved (--via batch-api: carry on the job "
+        "in the output folder)",
     )
     batch.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    _add_batch_api_options(batch)
+    _add_batch_api_command(commands, common, connection)
 
     serve = commands.add_parser(
         "serve",
@@ -340,3 +351,92 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch requests in flight (default 32)",
     )
     return parser
+
+
+def _add_batch_api_options(batch: argparse.ArgumentParser) -> None:
+    group = batch.add_argument_group("the Batch API (with --via batch-api)")
+    group.add_argument(
+        "--images",
+        choices=("upload", "inline"),
+        default=None,
+        help="edits' input files: uploaded once each and sent by file id (default), or "
+        "inlined as data: URLs",
+    )
+    group.add_argument(
+        "--image-purpose",
+        default=None,
+        metavar="PURPOSE",
+        help="the purpose uploaded images get (default vision; or user_data)",
+    )
+    group.add_argument(
+        "--metadata",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="metadata of each batch; repeatable (at most 16)",
+    )
+    group.add_argument(
+        "--max-lines",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lines per batch (default and most 50,000; more lines make more batches)",
+    )
+    _add_wait_options(group)
+    group.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="submit and exit; 'batch-api collect' saves the results later",
+    )
+
+
+def _add_wait_options(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between the first polls (default 5; up to 60 while nothing moves)",
+    )
+
+
+def _add_batch_api_command(
+    commands: Any, common: argparse.ArgumentParser, connection: argparse.ArgumentParser
+) -> None:
+    """``batch-api status|collect|cancel JOB``: a Batch API job started earlier."""
+    batch_api = commands.add_parser(
+        "batch-api",
+        help="look at, collect or cancel a Batch API job",
+        description=(
+            "A job started with 'batch FILE --via batch-api' (or from Python), named by its "
+            "state file or its output folder."
+        ),
+    )
+    actions = batch_api.add_subparsers(dest="action", metavar="ACTION", required=True)
+    job_help = "the job's output folder, or its batch_api.json"
+    status = actions.add_parser(
+        "status",
+        parents=[common, connection],
+        help="each batch's status and counts",
+        description="Show each batch's status and counts, and what is collected so far.",
+    )
+    collect = actions.add_parser(
+        "collect",
+        parents=[common, connection],
+        help="wait for the batches and save the results",
+        description=(
+            "Carry on the job: submit what is left, wait for every batch, save every line's "
+            "images (only those not saved before) and report."
+        ),
+    )
+    cancel = actions.add_parser(
+        "cancel",
+        parents=[common, connection],
+        help="stop the batches still running",
+        description="Ask every batch still running to stop; finished lines stay collectable.",
+    )
+    for action in (status, collect, cancel):
+        action.add_argument("job", type=Path, metavar="JOB", help=job_help)
+        action.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_wait_options(collect)
+    collect.add_argument("--no-progress", action="store_true", help="do not show a progress bar")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -235,13 +235,6 @@ def list_limit(request: web.Request, *, default: int, most: int) -> int:
             code="invalid_value",
         )
     return limit
-
-
-async def file_chunks(path: Path) -> AsyncIterator[bytes]:
-    """A file's bytes in chunks."""
-    async with await anyio.open_file(path, "rb") as source:
-        while chunk := await source.read(_CHUNK):
-            yield chunk
 
 
 def lines_of(path: Path) -> Generator[bytes, None, None]:

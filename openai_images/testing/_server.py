@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -54,7 +54,7 @@ from openai_images._sniff import ImageInfo
 from ._azure import AzureMode, Placement
 from ._batches import BatchControl, BatchService
 from ._faults import Fault, FaultQueue, fault_error, fault_from_json
-from ._files import FileStore, StoredFile, file_chunks, list_limit
+from ._files import FileStore, StoredFile, list_limit
 from ._images import (
     MAX_REQUEST_PIXELS,
     ImageDecodeError,
@@ -87,6 +87,7 @@ DEFAULT_MAX_BODY_BYTES = 16 * 50 * MiB + 16 * MiB
 
 _ENDPOINTS = ("generations", "edits", "variations")
 _JSON = "application/json"
+_R = TypeVar("_R", bound=web.StreamResponse)
 _PROXY_PAGE = (
     "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n"
     "<center><h1>{status}</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -482,8 +483,10 @@ class LocalImagesServer:
 
         async def content(request: web.Request) -> Any:
             stored = _stored_file(files, request)
-            return web.Response(
-                body=file_chunks(stored.path), content_type="application/octet-stream"
+            # A FileResponse closes its file however the download ends (a client that
+            # stops reading half-way included).
+            return web.FileResponse(
+                stored.path, headers={"Content-Type": "application/octet-stream"}
             )
 
         async def create_batch(request: web.Request) -> Any:
@@ -519,7 +522,7 @@ class LocalImagesServer:
             try:
                 self._authenticate(exchange, None)
                 answer = await handler(request)
-                if isinstance(answer, web.Response):
+                if isinstance(answer, web.StreamResponse):
                     return self._finish(exchange, answer)
                 return self._json(exchange, answer)
             except Rejection as rejection:
@@ -959,7 +962,7 @@ class LocalImagesServer:
         }
         return self._azure.headers(headers) if self._azure is not None else headers
 
-    def _finish(self, exchange: _Exchange, response: web.Response) -> web.Response:
+    def _finish(self, exchange: _Exchange, response: _R) -> _R:
         response.headers.update(self._headers(exchange))
         exchange.status = response.status
         return response
