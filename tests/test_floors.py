@@ -28,9 +28,9 @@ FLOORS = [
     {"_send", "_azure"},
     {"_streaming"},
     {"_transport"},
-    {"_sse", "_multipart", "_sniff", "_jsonsplit", "_retry", "_rules", "_converter", "_inputs"},
+    {"_sse", "_multipart", "_jsonsplit", "_retry", "_rules", "_converter", "_inputs"},
     {"_imagebytes"},
-    {"_requests", "_responses", "_errors", "_config", "_version"},
+    {"_requests", "_responses", "_errors", "_config", "_version", "_sniff"},
 ]
 
 
