@@ -371,7 +371,9 @@ def test_variation_saves_after_the_input_name(
         ]
     )
     assert code == 0
-    assert capsys.readouterr().out.split() == ["out/jam-variation-1.png", "out/jam-variation-2.png"]
+    captured = capsys.readouterr()
+    assert captured.out.split() == ["out/jam-variation-1.png", "out/jam-variation-2.png"]
+    assert "retired /images/variations" in captured.err
     assert server.requests[-1].endpoint == "variations"
 
 
@@ -428,3 +430,32 @@ def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             process.communicate()
     assert process.returncode == 0
     assert "Traceback" not in err
+
+
+def test_serve_legacy_serves_the_retired_models_and_variations(tmp_path: Path) -> None:
+    """``serve --legacy`` answers dall-e-2 variations, as the API did before 2026-05-12."""
+    (tmp_path / "jam.png").write_bytes(make_png(64, 64))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openai_images", "serve", "--port", "0", "--legacy"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        with (
+            ImagesClient(api_key="k1", base_url=base_url) as client,
+            pytest.warns(DeprecationWarning, match="retired"),
+        ):
+            result = client.create_variation(
+                image=tmp_path / "jam.png", size="256x256", response_format="b64_json"
+            )
+        assert result.data[0].content().startswith(PNG)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0

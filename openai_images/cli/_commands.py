@@ -117,7 +117,12 @@ async def edit(args: argparse.Namespace) -> int:
 
 
 async def variation(args: argparse.Namespace) -> int:
-    """``openai-images variation IMAGE``."""
+    """``openai-images variation IMAGE`` (the endpoint is retired at OpenAI: say so)."""
+    print(
+        "note: OpenAI retired /images/variations (and dall-e-2) on 2026-05-12; this works "
+        "only where a server still serves it. For new work, use 'openai-images edit'.",
+        file=sys.stderr,
+    )
     fields = request_fields(args, VariationRequest)
     request = structure(VariationRequest, {"image": args.image, **fields})
     prefix = args.prefix or f"{slug(args.image.stem)}-variation"
@@ -220,6 +225,7 @@ async def serve(args: argparse.Namespace) -> int:
         requests_per_minute=args.rpm,
         control_route=args.control,
         azure=args.azure,
+        legacy=args.legacy,
         on_ready=ready,
     )
     return EXIT_OK

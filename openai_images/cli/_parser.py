@@ -215,8 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     variation = commands.add_parser(
         "variation",
         parents=[common, connection, output],
-        help="make variations of an image (dall-e-2)",
-        description="Make variations of a square PNG (POST /images/variations, dall-e-2).",
+        help="make variations of an image (retired at OpenAI; dall-e-2 servers)",
+        description=(
+            "Make variations of a square PNG (POST /images/variations, dall-e-2). OpenAI "
+            "retired this endpoint and dall-e-2 on 2026-05-12: it works only against servers "
+            "that still serve it (an Azure deployment, a compatible server, or "
+            "'openai-images serve --legacy'). For new work use 'edit'."
+        ),
     )
     variation.add_argument("image", type=Path, help="a square PNG under 4 MB")
     add_fields(variation, VariationRequest, stream=False)
@@ -307,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--azure",
         action="store_true",
         help="answer like an Azure OpenAI resource (both routes, api-key, Azure's errors)",
+    )
+    serve.add_argument(
+        "--legacy",
+        action="store_true",
+        help="also serve the retired models and /images/variations (as the API did before)",
     )
     serve.add_argument(
         "--control",
