@@ -11,7 +11,9 @@ PACKAGE = Path(openai_images.__file__).parent
 
 # Top floor first. A module imports only from its own floor or the ones below it.
 FLOORS = [
-    {"__init__", "__main__", "typing", "_client", "_sync", "_runner", "_raw", "cli", "_demo"},
+    {"__init__", "__main__", "typing", "_client", "_sync", "_raw", "cli", "_demo"},
+    {"_endpoints", "_sync_endpoints", "_sync_streaming"},
+    {"_runner"},
     {"testing"},
     {"_batch", "_ratelimit", "_batch_api", "_progress"},
     {"_send", "_azure"},
