@@ -369,7 +369,7 @@ class ImagesClient(SyncEndpoints):
         copy = object.__new__(ImagesClient)
         copy._client = _AsyncClient(lambda: make(self._async))
         copy._runner = self._runner
-        copy._batches = weakref.WeakSet()
+        copy._batches = self._batches  # closing either closes both, batches included
         return copy
 
     @property

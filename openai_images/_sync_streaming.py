@@ -7,10 +7,12 @@ refuses to read it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from ._errors import ClientClosedError
 from ._runner import Runner, abandon, fork_generation
 from ._streaming import AsyncImageStream
 
@@ -58,9 +60,11 @@ class ImageStream(Generic[E]):
             raise StopIteration from None
 
     def close(self) -> None:
-        """Close the connection; the stream yields nothing more."""
+        """Close the connection; the stream yields nothing more. Harmless once the client
+        is closed (closing it closed the connection)."""
         if not self._forked():
-            self._runner.run(self._stream.aclose)
+            with contextlib.suppress(ClientClosedError):
+                self._runner.run(self._stream.aclose)
 
     def __enter__(self) -> ImageStream[E]:
         return self
