@@ -19,7 +19,6 @@ import argparse
 import importlib.util
 import inspect
 import re
-import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 import attrs
+from _ruff import ruff
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,16 +226,7 @@ def generated_block() -> str:
 def _formatted(code: str) -> str:
     """The block as ``ruff format`` lays it out, so the file stays formatted."""
     wrapper = "class _Formatted:\n" + code
-    done = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(ENDPOINTS), "-"],
-        input=wrapper,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"ruff format failed: {done.stderr}")
-    return done.stdout.split("\n", 1)[1]
+    return ruff(wrapper, path=ENDPOINTS).split("\n", 1)[1]
 
 
 def main() -> int:

@@ -26,8 +26,8 @@ Usage, from the repository root::
     python tools/unasync.py          # rewrite _sync_endpoints.py and _sync.py
     python tools/unasync.py --check  # exit 1 if it is stale (nox -s lint runs this)
 
-The result is passed through ``ruff`` (import sorting and formatting), which must be
-installed.
+The result is passed through ``ruff`` (import sorting and formatting; ``_ruff.py``),
+which must be installed.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ import argparse
 import ast
 import difflib
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from _ruff import FORMAT, SORT_IMPORTS, ruff
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "openai_images"
@@ -368,26 +369,6 @@ def _without_generated(text: str) -> str:
     return text
 
 
-def _ruff(target: Path, text: str) -> str:
-    """Sort the imports and format, as ``nox -s lint`` expects the file."""
-    for command in (
-        ["check", "--select", "I", "--fix-only", "--quiet", "--exit-zero"],
-        ["format", "--quiet"],
-    ):
-        done = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(target), "-"],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"ruff {command[0]} failed:\n{done.stderr}")
-        text = done.stdout
-    return text
-
-
 def generate(twins: Twins, async_source: str, sync_source: str) -> str:
     """The new text of the sync twin's module."""
     members, needed = _members(async_source, twins.async_class)
@@ -396,7 +377,7 @@ def generate(twins: Twins, async_source: str, sync_source: str) -> str:
     imports = _import_lines(needed, ast.parse(async_source), module, hand_written)
     text = _replace(twins.target, sync_source, IMPORTS, imports, "")
     text = _replace(twins.target, text, MEMBERS, members, "    ")
-    return _ruff(twins.target, text)
+    return ruff(text, path=twins.target, commands=(SORT_IMPORTS, FORMAT))
 
 
 def _diff(target: Path, old: str, new: str) -> Iterator[str]:
