@@ -1,7 +1,8 @@
 """``ImagesClient``: the async client, usable from synchronous code.
 
 The methods are generated from ``AsyncImagesClient``'s by ``tools/unasync.py`` (the
-regions between the ``GENERATED`` markers): each hands its call to a ``Runner``, which
+regions between the ``GENERATED`` markers here; the keyword methods are inherited from
+``SyncEndpoints``, generated likewise): each hands its call to a ``Runner``, which
 runs it on the client's own event loop, driven by the calling thread when the loop is
 free and by a helper thread when another thread is using it (see ``_runner``). So the
 client works from plain scripts, from many threads at once, from code that is itself
