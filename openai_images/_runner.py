@@ -28,7 +28,11 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from ._errors import ClientClosedError
+
 __all__ = ["Runner", "fork_generation"]
+
+_CLOSED = "this client is closed; make a new one"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -210,7 +214,7 @@ class _Engine:
         context = _call_context()
         with self.guard:
             if closed():
-                raise RuntimeError("this client is closed; make a new one")
+                raise ClientClosedError(_CLOSED)
             self.handed += 1
             # Scheduled under the guard: once a closer has seen no call admitted, every
             # admitted one is already queued ahead of the closing work.
@@ -378,7 +382,7 @@ class Runner:
             return engine
         with _engine_lock:
             if self.closed:
-                raise RuntimeError("this client is closed; make a new one")
+                raise ClientClosedError(_CLOSED)
             engine = self._engine
             if engine is None or engine.generation != _generation:
                 if engine is not None:
@@ -397,7 +401,7 @@ class Runner:
         """
         engine = self._current()
         if self.closed:
-            raise RuntimeError("this client is closed; make a new one")
+            raise ClientClosedError(_CLOSED)
         if _can_drive(engine.loop) and engine.driving.acquire(blocking=False):
             try:
                 return engine.drive(fn(*args, **kwargs))
@@ -444,7 +448,7 @@ class Runner:
     def stop(self, final: Callable[[], Awaitable[None]]) -> None:
         """Run ``final`` on the loop, let other threads' calls finish, then close the loop.
 
-        Safe to call twice; calls made afterwards raise ``RuntimeError``.
+        Safe to call twice; calls made afterwards raise ``ClientClosedError``.
         """
         with _engine_lock:
             if self.closed:

@@ -20,6 +20,7 @@ import re
 import ssl
 import urllib.request
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -34,6 +35,7 @@ from ._config import Timeout, user_agent
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
+    ClientClosedError,
     OpenAIImagesError,
     ResponseTooLargeError,
     request_id_of,
@@ -297,6 +299,11 @@ class StreamingExchange:
         """The whole body (for an error answer), at most ``limit`` bytes."""
         return await _read_limited(self._response, limit=limit, attempt=self._attempt)
 
+    def fail_closed(self) -> None:
+        """The client closes with this stream open: a read waiting now, and any later one,
+        raise ``ClientClosedError`` (aiohttp, closing the connection, leaves them waiting)."""
+        self._response.content.set_exception(ClientClosedError())
+
     async def aclose(self) -> None:
         """Drop the connection unless the body was read to its end."""
         self._response.close()
@@ -386,6 +393,7 @@ class Transport:
         self._slots: anyio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._streams: weakref.WeakSet[StreamingExchange] = weakref.WeakSet()
         self.user_agent = user_agent(f"aiohttp/{aiohttp.__version__}")
 
     @property
@@ -602,13 +610,17 @@ class Transport:
             timeout=timeout,
             allow_redirects=False,
         )
-        return StreamingExchange(
+        stream = StreamingExchange(
             response, limit=self.max_response_bytes, attempt=attempt, release=release
         )
+        self._streams.add(stream)
+        return stream
 
     async def aclose(self) -> None:
-        """Close every connection. Safe to call twice."""
+        """Close every connection; the streams still open fail. Safe to call twice."""
         self._closed = True
+        for stream in list(self._streams):
+            stream.fail_closed()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()

@@ -45,8 +45,14 @@ def translate(text: str) -> str:
 
 
 def public(cls: type) -> set[str]:
-    """The public members a class defines itself, plus its constructor."""
-    return {name for name in vars(cls) if not name.startswith("_")} | {"__init__"}
+    """The public members of a class, inherited ones included, plus its constructor."""
+    defined = {name for klass in cls.__mro__[:-1] for name in vars(klass)}
+    return {name for name in defined if not name.startswith("_")} | {"__init__"}
+
+
+def member(cls: type, name: str) -> Any:
+    """A member as the class or the nearest base defines it (a property stays one)."""
+    return next(vars(klass)[name] for klass in cls.__mro__ if name in vars(klass))
 
 
 def annotation(value: Any) -> str:
@@ -76,7 +82,7 @@ def test_the_sync_client_has_every_public_member() -> None:
 @pytest.mark.parametrize("name", sorted(public(AsyncImagesClient) - ASYNC_ONLY))
 def test_signatures_and_docstrings_match(name: str) -> None:
     """Each method pair agrees, overloads included; each docstring reads as translated."""
-    async_member, sync_member = vars(AsyncImagesClient)[name], vars(ImagesClient)[name]
+    async_member, sync_member = member(AsyncImagesClient, name), member(ImagesClient, name)
     if isinstance(async_member, property):
         assert isinstance(sync_member, property)
         assert sync_member.__doc__ == translate(async_member.__doc__ or "")
@@ -91,6 +97,12 @@ def test_signatures_and_docstrings_match(name: str) -> None:
     assert len(sync_overloads) == len(async_overloads)
     for async_overload, sync_overload in zip(async_overloads, sync_overloads, strict=True):
         assert_same_signature(async_overload, sync_overload)
+
+
+def test_the_keyword_methods_are_inherited() -> None:
+    """The generated keyword methods are compared too, though each client inherits them."""
+    for cls in (AsyncImagesClient, ImagesClient):
+        assert {"generate", "edit", "create_variation"} <= public(cls) - set(vars(cls))
 
 
 def test_translation_of_an_example() -> None:
