@@ -31,7 +31,7 @@ from .conftest import (
 )
 from .hostile import STALL, RawServer, chunk, http_response, sse_event
 
-GENERATION = {"prompt": "p", "model": "dall-e-2", "size": "256x256"}
+GENERATION = {"prompt": "p", "model": "gpt-image-1-mini", "quality": "low"}
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ async def test_aclose_ends_a_stream_waiting_for_its_next_event() -> None:
     async with RawServer([_STREAM_HEAD, chunk(_PARTIAL), STALL]) as server:
         client = AsyncImagesClient(api_key=KEY, base_url=server.base_url)
         stream = await client.generate(
-            prompt="p", model="gpt-image-1", stream=True, partial_images=2
+            prompt="p", model="gpt-image-1.5", stream=True, partial_images=2
         )
         await stream.__anext__()
         outcome: list[str] = []
@@ -188,7 +188,7 @@ def test_close_ends_a_sync_stream_waiting_for_its_next_event(portal: BlockingPor
     with portal.wrap_async_context_manager(RawServer(script)) as server:
         before = Snapshot.take()
         client = ImagesClient(api_key=KEY, base_url=server.base_url)
-        stream = client.generate(prompt="p", model="gpt-image-1", stream=True, partial_images=2)
+        stream = client.generate(prompt="p", model="gpt-image-1.5", stream=True, partial_images=2)
         first = next(stream)
         assert first.type == "image_generation.partial_image"
         worker, outcome = _in_thread(lambda: next(stream))
@@ -231,7 +231,7 @@ def test_a_closed_sync_client_refuses_every_call(server_thread: LocalImagesServe
     raise ClientClosedError, and batches made before have ended; closing twice, and
     closing the stream or a batch afterwards, is harmless."""
     client = ImagesClient(api_key=KEY, base_url=server_thread.base_url)
-    stream = client.generate(prompt="p", model="gpt-image-1", stream=True)
+    stream = client.generate(prompt="p", model="gpt-image-1.5", stream=True)
     copy = client.with_options(max_retries=0)
     batches = [
         client.map([GenerateRequest(**GENERATION)]),
