@@ -141,6 +141,32 @@ async def test_unknown_deployment_is_404(
     assert "gpt-image-2" in body["error"]["message"]
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+async def test_azure_true_deploys_the_models_served(
+    raw: aiohttp.ClientSession, legacy: bool
+) -> None:
+    """``azure=True`` deploys today's models under their own names, and the retired ones
+    only on a legacy server (elsewhere they are no deployment at all)."""
+    async with LocalImagesServer(azure=True, legacy=legacy) as server:
+        answers = {}
+        for deployment in ("gpt-image-1.5", "gpt-image-2.5-flare", "gpt-image-1"):
+            answers[deployment] = await post(
+                raw,
+                deployment_url(server, "generations", deployment=deployment),
+                params={"api-version": VERSION},
+                json={"prompt": "a harbour", "quality": "low"},
+                headers={"api-key": "k"},
+            )
+    assert answers["gpt-image-1.5"][0] == 200, answers["gpt-image-1.5"][2]
+    assert answers["gpt-image-2.5-flare"][0] == 200, answers["gpt-image-2.5-flare"][2]
+    status, _, body = answers["gpt-image-1"]
+    if legacy:
+        assert status == 200, body
+    else:
+        assert status == 404
+        assert_azure_error(body, code="DeploymentNotFound")
+
+
 async def test_missing_api_version_is_resource_not_found(
     azure: LocalImagesServer, raw: aiohttp.ClientSession
 ) -> None:
