@@ -26,7 +26,7 @@ from .conftest import (
     wait_until_sync,
 )
 
-GENERATION = {"prompt": "p", "model": "dall-e-2", "size": "256x256"}
+GENERATION = {"prompt": "p", "model": "gpt-image-1-mini", "quality": "low"}
 
 
 @pytest.fixture
