@@ -15,7 +15,7 @@ from openai_images import AsyncAzureImagesClient, AzureImagesClient
 from openai_images.cli import build_parser, main
 from openai_images.cli._commands import make_client
 from openai_images.testing import AzureMode, LocalImagesServer
-from tests.cli_support import PNG, one_line
+from tests.cli_support import PNG, one_line, this_copy
 from tests.images import make_png
 
 VERSION = "2025-04-01-preview"
@@ -202,6 +202,7 @@ def test_serve_azure(tmp_path: Path) -> None:
             "--api-key",
             KEY,
         ],
+        env=this_copy(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
