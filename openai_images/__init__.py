@@ -4,7 +4,7 @@ Example:
     ```python
     import openai_images
     async with openai_images.AsyncImagesClient() as client:
-        result = await client.generate(prompt="a red fox", model="gpt-image-1")
+        result = await client.generate(prompt="a red fox", model="gpt-image-1.5")
     ```
 """
 

@@ -259,7 +259,7 @@ class AzureDeployment:
     On the v1 route the deployment is the body's ``model``: a request without one gets
     ``azure_deployment``. The contract's model rules are checked by the model the
     deployment runs: ``deployment_model`` when given, else the deployment's name, so a
-    deployment named after its model (``gpt-image-1``) is checked as that model and one
+    deployment named after its model (``gpt-image-1.5``) is checked as that model and one
     named otherwise (``prod-images``) skips the model rules (the common rules still apply).
 
     Attributes:
@@ -270,11 +270,11 @@ class AzureDeployment:
     Example:
         >>> from openai_images import GenerateRequest
         >>> deployment = AzureDeployment(v1_route=True, azure_deployment="prod-images",
-        ...                              deployment_model="dall-e-3")
+        ...                              deployment_model="gpt-image-1.5")
         >>> deployment.sent(GenerateRequest(prompt="a fox")).model
         'prod-images'
         >>> deployment.checked(GenerateRequest(prompt="a fox")).model
-        'dall-e-3'
+        'gpt-image-1.5'
     """
 
     v1_route: bool

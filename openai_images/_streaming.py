@@ -52,7 +52,7 @@ class AsyncImageStream(Generic[E]):
 
     Example:
         ```python
-        async with await client.generate(prompt="a fox", model="gpt-image-1",
+        async with await client.generate(prompt="a fox", model="gpt-image-1.5",
                                          stream=True, partial_images=2) as stream:
             async for event in stream:
                 event.save(f"fox-{event.type}.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,18 @@ import pytest
 from openai_images.testing import LocalImagesServer
 
 PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def this_copy(**variables: str) -> dict[str, str]:
+    """The environment for a child ``python -m openai_images``: ours plus ``variables``,
+    with this copy of the package first on ``PYTHONPATH``.
+
+    A child started from another folder (the ``server`` fixture moves to a fresh one) would
+    otherwise import whichever copy is installed in the environment, not the one under test.
+    """
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **variables, "PYTHONPATH": path}
 
 
 @pytest.fixture(scope="module")

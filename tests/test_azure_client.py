@@ -37,7 +37,11 @@ VERSION = "2025-04-01-preview"
 KEY = "azure-key-0123456789abcdef"
 TOKENS = ("entra-token-first-0123456789", "entra-token-second-0123456789")
 MODE = AzureMode(
-    deployments={"prod-images": "gpt-image-1", "dalle": "dall-e-2", "gpt-image-1": "gpt-image-1"},
+    deployments={
+        "prod-images": "gpt-image-1.5",
+        "flare": "gpt-image-2.5-flare",
+        "gpt-image-1.5": "gpt-image-1.5",
+    },
     ad_tokens=set(TOKENS),
 )
 ROUTES = ["deployments", "v1"]
@@ -110,7 +114,7 @@ def arguments(
         "azure_endpoint": server.url,
         "api_version": VERSION if route == "deployments" else "v1",
         "azure_deployment": "prod-images",
-        "deployment_model": "gpt-image-1",
+        "deployment_model": "gpt-image-1.5",
         "max_retries": 0,
     }
     if credential == "key":
@@ -153,7 +157,7 @@ async def test_generate(
     result = await client.generate(prompt="a harbour", quality="low", size="1024x1536")
     recorded = server.requests[-1]
     assert recorded.path == expected_path(route, "generations")
-    assert result.usage is not None  # gpt-image-1 answered
+    assert result.usage is not None  # gpt-image-1.5 answered
     assert result.request_id == recorded.request_id
     assert result.data[0].b64_json
     # On the v1 route the deployment is the body's model; on the other, the path's.
@@ -305,29 +309,31 @@ async def test_old_api_version_refuses_edits_before_sending(
 async def test_a_deployment_name_that_is_no_model_skips_the_model_rules(
     server: LocalImagesServer, clock: FakeClock, route: str
 ) -> None:
-    """Without deployment_model, a request dall-e-2's rules would refuse goes out: the
-    deployment (named prod-images) runs gpt-image-1."""
-    options = arguments(server, route, "key", clock)
+    """Without deployment_model, a request gpt-image-1.5's rules would refuse goes out: the
+    deployment (named flare) runs gpt-image-2.5-flare."""
+    options = arguments(server, route, "key", clock, azure_deployment="flare")
     del options["deployment_model"]
     async with AsyncAzureImagesClient(**options) as client:
-        result = await client.generate(prompt="a fox", size="1536x1024")
+        result = await client.generate(prompt="a fox", size="1280x720", quality="xhigh")
     assert result.usage is not None
+    assert result.quality == "xhigh"
 
 
 @pytest.mark.parametrize("route", ROUTES)
 async def test_deployment_model_applies_its_rules(
     server: LocalImagesServer, clock: FakeClock, route: str
 ) -> None:
-    """deployment_model="dall-e-2" checks requests by dall-e-2's rules, before sending."""
-    options = arguments(server, route, "key", clock, azure_deployment="dalle")
-    options["deployment_model"] = "dall-e-2"
+    """deployment_model="gpt-image-2.5-flare" checks requests by that model's rules, before
+    sending."""
+    options = arguments(server, route, "key", clock, azure_deployment="flare")
+    options["deployment_model"] = "gpt-image-2.5-flare"
     async with AsyncAzureImagesClient(**options) as client:
         with pytest.raises(RequestValidationError) as caught:
-            await client.generate(prompt="a fox", size="1536x1024")
+            await client.generate(prompt="a fox", size="1000x1000")  # not multiples of 16
         assert [violation.param for violation in caught.value.violations] == ["size"]
         assert server.requests == []
-        result = await client.generate(prompt="a fox", size="256x256")
-    assert result.usage is None  # dall-e-2 answered
+        result = await client.generate(prompt="a fox", size="1280x720", quality="xhigh")
+    assert result.quality == "xhigh"  # gpt-image-2.5-flare answered
 
 
 async def test_a_deployment_named_after_its_model_is_checked_as_that_model(
@@ -338,7 +344,7 @@ async def test_a_deployment_named_after_its_model_is_checked_as_that_model(
     del options["deployment_model"]
     async with AsyncAzureImagesClient(**options) as client:
         with pytest.raises(RequestValidationError):
-            await client.generate(prompt="a fox", model="gpt-image-1", quality="hd")
+            await client.generate(prompt="a fox", model="gpt-image-1.5", quality="hd")
     assert server.requests == []
 
 

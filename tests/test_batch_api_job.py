@@ -72,7 +72,7 @@ def mixed(count: int, pictures: list[Path]) -> list[ImageRequest]:
                 EditRequest(
                     prompt=f"a hat {index}",
                     image=[pictures[index % 3]],
-                    model="gpt-image-1",
+                    model="gpt-image-1.5",
                     quality="low",
                 )
             )
@@ -80,9 +80,9 @@ def mixed(count: int, pictures: list[Path]) -> list[ImageRequest]:
             requests.append(
                 GenerateRequest(
                     prompt=f"a fox {index}",
-                    model="dall-e-2",
-                    size="256x256",
-                    response_format="b64_json",
+                    model="gpt-image-1-mini",
+                    size="1024x1024",
+                    quality="low",
                 )
             )
     return requests
@@ -152,7 +152,7 @@ async def test_refusals_come_before_any_upload(
 ) -> None:
     """A request the Batch API cannot take stops the job before anything is sent."""
     requests = mixed(6, pictures)
-    requests.append(GenerateRequest(prompt="p", model="gpt-image-1", stream=True))
+    requests.append(GenerateRequest(prompt="p", model="gpt-image-1.5", stream=True))
     with pytest.raises(RequestValidationError, match="line 6"):
         await client.batch_api.submit(requests, output_dir=tmp_path / "out")
     assert server.requests == []
@@ -366,14 +366,17 @@ async def test_state_file_records_uploads_and_batches(
     ]
 
 
-async def test_url_results_are_downloaded_and_saved(
-    client: AsyncImagesClient, tmp_path: Path
-) -> None:
-    """A line answered with a url (dall-e's default) has its image fetched and saved."""
+async def test_url_results_are_downloaded_and_saved(tmp_path: Path) -> None:
+    """A line answered with a url (dall-e's default, legacy server) has its image fetched
+    and saved."""
     requests = [GenerateRequest(prompt="a fox", model="dall-e-2", size="256x256")]
-    job = await client.batch_api.submit(requests, output_dir=tmp_path / "out")
-    await job.wait(poll_interval=0.01)
-    [result] = await collect(job)
+    async with (
+        LocalImagesServer(legacy=True) as legacy,
+        AsyncImagesClient(api_key="k", base_url=legacy.base_url, max_retries=0) as client,
+    ):
+        job = await client.batch_api.submit(requests, output_dir=tmp_path / "out")
+        await job.wait(poll_interval=0.01)
+        [result] = await collect(job)
     assert result.response is not None
     assert result.response.data[0].url is not None
     assert result.paths == (tmp_path / "out" / "000000.png",)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from openai_images import (
 from openai_images.cli import build_parser, main
 from openai_images.cli._fields import field_options
 from openai_images.testing import LocalImagesServer
-from tests.cli_support import PNG, one_line, running_server, server
+from tests.cli_support import PNG, one_line, running_server, server, this_copy
 from tests.images import make_png
 
 __all__ = ["running_server", "server"]  # fixtures, imported to be found
@@ -398,7 +397,7 @@ def test_python_m_runs_the_command_line(server: LocalImagesServer, tmp_path: Pat
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "k"},
+        env=this_copy(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="k"),
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == str(tmp_path / "a-fox-1.png")
@@ -408,6 +407,7 @@ def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """``serve`` answers at the URL it prints, and Ctrl-C stops it cleanly."""
     process = subprocess.Popen(
         [sys.executable, "-m", "openai_images", "serve", "--port", "0", "--api-key", "k1"],
+        env=this_copy(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,12 +15,12 @@ from openai_images import AsyncAzureImagesClient, AzureImagesClient
 from openai_images.cli import build_parser, main
 from openai_images.cli._commands import make_client
 from openai_images.testing import AzureMode, LocalImagesServer
-from tests.cli_support import PNG, one_line
+from tests.cli_support import PNG, one_line, this_copy
 from tests.images import make_png
 
 VERSION = "2025-04-01-preview"
 KEY = "azure-cli-key-0123456789abcdef"
-MODE = AzureMode(deployments={"prod-images": "gpt-image-1", "dalle": "dall-e-2"})
+MODE = AzureMode(deployments={"prod-images": "gpt-image-1.5", "flare": "gpt-image-2.5-flare"})
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +202,7 @@ def test_serve_azure(tmp_path: Path) -> None:
             "--api-key",
             KEY,
         ],
+        env=this_copy(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -211,7 +212,7 @@ def test_serve_azure(tmp_path: Path) -> None:
         endpoint = process.stdout.readline().strip()
         assert endpoint.startswith("http://127.0.0.1:")
         with AzureImagesClient(azure_endpoint=endpoint, api_version=VERSION, api_key=KEY) as client:
-            result = client.generate(prompt="a fox", model="gpt-image-1", quality="low")
+            result = client.generate(prompt="a fox", model="gpt-image-1.5", quality="low")
         assert result.data[0].content().startswith(PNG)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)

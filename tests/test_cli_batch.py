@@ -162,15 +162,15 @@ def test_ctrl_c_during_a_batch_prints_how_to_resume(
     """An interrupted batch exits with 130 and prints the command that finishes it."""
     jobs = tmp_path / "my jobs.jsonl"
     lines = [
-        {"prompt": "a fox", "model": "dall-e-2", "size": "256x256", "response_format": "b64_json"},
-        {"endpoint": "variations", "image": "jam.png", "response_format": "b64_json"},
+        {"prompt": "a fox", "model": "gpt-image-1-mini", "size": "1024x1024", "quality": "low"},
+        {"prompt": "a jar", "image": "jam.png", "model": "gpt-image-1.5", "quality": "low"},
     ]
     (tmp_path / "jam.png").write_bytes(make_png(64, 64))
     jobs.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
     args = ["batch", jobs.name, "-o", "out", "-c", "1", "--no-progress", "--overwrite"]
     with LocalImagesServer.in_thread() as server:
-        # The variation hangs, so the interrupt lands while it is in flight.
-        server.inject(Fault(kind="delay_headers", delay=120, endpoint="variations"))
+        # The edit hangs, so the interrupt lands while it is in flight.
+        server.inject(Fault(kind="delay_headers", delay=120, endpoint="edits"))
         process = subprocess.Popen(
             [sys.executable, "-m", "openai_images", *args],
             cwd=tmp_path,
@@ -206,4 +206,4 @@ def test_ctrl_c_during_a_batch_prints_how_to_resume(
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "k")
         assert main(shlex.split(command)[1:]) == 0
-        assert [request.endpoint for request in server.requests] == ["variations"]
+        assert [request.endpoint for request in server.requests] == ["edits"]

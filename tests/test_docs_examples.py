@@ -105,9 +105,9 @@ def test_the_pages_have_examples() -> None:
 
 @pytest.fixture
 def azure_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalImagesServer]:
-    """A local server in Azure mode (deployment ``prod-images`` runs gpt-image-1), and the
+    """A local server in Azure mode (deployment ``prod-images`` runs gpt-image-1.5), and the
     official SDK's Azure variables pointing at it, for the Azure page."""
-    mode = AzureMode(deployments={"prod-images": "gpt-image-1", "gpt-image-1": "gpt-image-1"})
+    mode = AzureMode(deployments={"prod-images": "gpt-image-1.5", "gpt-image-1.5": "gpt-image-1.5"})
     with LocalImagesServer.in_thread(azure=mode) as server:
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
         monkeypatch.setenv("OPENAI_API_VERSION", "2025-04-01-preview")

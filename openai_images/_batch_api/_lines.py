@@ -124,7 +124,7 @@ def check_request(request: ImageRequest) -> None:
             broken; the messages do not name a line (``draft_line``'s do).
 
     Example:
-        >>> check_request(GenerateRequest(prompt="a fox", model="gpt-image-1", stream=True))
+        >>> check_request(GenerateRequest(prompt="a fox", model="gpt-image-1.5", stream=True))
         Traceback (most recent call last):
         ...
         openai_images._errors.RequestValidationError: stream: the Batch API does not stream
@@ -175,7 +175,7 @@ def draft_line(
             multipart-only field), or it breaks a rule; the message names the line.
 
     Example:
-        >>> draft_line(GenerateRequest(prompt="a fox", model="gpt-image-1"), index=0, key="fox")
+        >>> draft_line(GenerateRequest(prompt="a fox", model="gpt-image-1.5"), index=0, key="fox")
         {'custom_id': '0:fox', 'method': 'POST', 'url': '/v1/images/generations', 'body': {...}}
     """
     try:

@@ -21,7 +21,7 @@ The rooms: ``_parser`` (the options, request fields derived from the request cla
 printing), ``_failures`` (what a failure says), ``_main`` (running a command).
 
 Example:
-    $ openai-images generate "a watercolor lighthouse" --model gpt-image-1 -o out/
+    $ openai-images generate "a watercolor lighthouse" --model gpt-image-1.5 -o out/
     out/a-watercolor-lighthouse-1.png
 """
 

@@ -200,7 +200,7 @@ async def serve(args: argparse.Namespace) -> int:
             print(server.url, flush=True)
             print(
                 "Serving the Images API locally as an Azure OpenAI resource (Ctrl-C to stop); "
-                "every model is deployed under its own name. Point clients at it with:\n"
+                "today's models are deployed under their own names. Point clients at it with:\n"
                 f"  export AZURE_OPENAI_ENDPOINT={server.url} "
                 f"OPENAI_API_VERSION={EDITS_API_VERSION} AZURE_OPENAI_API_KEY=any-key",
                 file=sys.stderr,

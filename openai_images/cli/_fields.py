@@ -56,8 +56,8 @@ _FLAGS: dict[str, tuple[str, ...]] = {
 }
 
 _HELP: dict[str, str] = {
-    "model": "the model: gpt-image-1, gpt-image-1-mini, gpt-image-1.5, gpt-image-2, dall-e-2, "
-    "dall-e-3... (the API's default when unset)",
+    "model": "the model: gpt-image-1.5, gpt-image-1-mini, gpt-image-2, gpt-image-2.5-flare... "
+    "(the API's default when unset)",
     "n": "how many images to make (1-10; dall-e-3: 1)",
     "size": "WIDTHxHEIGHT (e.g. 1024x1024) or auto",
     "quality": "low, medium, high or auto (GPT image models); standard or hd (DALL-E)",

@@ -88,8 +88,8 @@ def parse_batch_line(
         CommandError: The line is not a valid request, naming ``where`` and the field.
 
     Example:
-        >>> parse_batch_line({"prompt": "a fox", "model": "dall-e-2"}, base=Path("."))
-        (None, GenerateRequest(prompt='a fox', model='dall-e-2', ...))
+        >>> parse_batch_line({"prompt": "a fox", "model": "gpt-image-1.5"}, base=Path("."))
+        (None, GenerateRequest(prompt='a fox', model='gpt-image-1.5', ...))
     """
     fields = dict(data)
     endpoint = fields.pop("endpoint", None)

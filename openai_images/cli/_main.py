@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example:
         ```python
-        main(["generate", "a red fox", "--model", "gpt-image-1"])
+        main(["generate", "a red fox", "--model", "gpt-image-1.5"])
         # -> 0
         ```
     """

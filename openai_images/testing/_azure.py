@@ -42,6 +42,7 @@ __all__ = [
     "AzureMode",
     "AzureRejection",
     "Placement",
+    "own_name_deployments",
 ]
 
 DEFAULT_API_VERSIONS = frozenset(
@@ -88,8 +89,21 @@ _FILTERED = (
 )
 
 
-def _all_models() -> dict[str, str]:
-    return {name: name for name in MODELS}
+def own_name_deployments(*, legacy: bool = False) -> dict[str, str]:
+    """Each model the server serves, deployed under its own name: today's models, and the
+    retired ones too for a ``legacy`` server (elsewhere they would only answer 404).
+
+    Example:
+        >>> own_name_deployments()["gpt-image-1.5"]
+        'gpt-image-1.5'
+        >>> "dall-e-3" in own_name_deployments(), "dall-e-3" in own_name_deployments(legacy=True)
+        (False, True)
+    """
+    return {name: name for name, rules in MODELS.items() if legacy or rules.retired is None}
+
+
+def _copied(deployments: Mapping[str, str]) -> dict[str, str]:
+    return dict(deployments)
 
 
 def _tokens(value: Collection[str] | None) -> frozenset[str] | None:
@@ -176,7 +190,7 @@ class AzureMode:
 
     Args:
         deployments: Each deployment name and the model it runs; by default every model
-            the server knows is deployed under its own name.
+            the server serves is deployed under its own name (``own_name_deployments``).
         ad_tokens: The Microsoft Entra tokens that pass as ``Authorization: Bearer``;
             ``None`` lets any non-empty token through. Keys (the ``api-key`` header) are
             the server's ``api_keys``.
@@ -193,7 +207,7 @@ class AzureMode:
         ```
     """
 
-    deployments: Mapping[str, str] = attrs.field(factory=_all_models, converter=dict)
+    deployments: Mapping[str, str] = attrs.field(factory=own_name_deployments, converter=_copied)
     ad_tokens: frozenset[str] | None = attrs.field(default=None, converter=_tokens)
     api_versions: frozenset[str] = attrs.field(default=DEFAULT_API_VERSIONS, converter=frozenset)
     blocked_words: Mapping[str, str] = attrs.field(
@@ -232,8 +246,8 @@ class AzureMode:
         Example:
             >>> mode = AzureMode()
             >>> query = {"api-version": "2025-04-01-preview"}
-            >>> mode.place(endpoint="edits", deployment="gpt-image-1", query=query).deployment
-            'gpt-image-1'
+            >>> mode.place(endpoint="edits", deployment="gpt-image-1.5", query=query).deployment
+            'gpt-image-1.5'
         """
         if deployment is None:
             # The v1 route takes no api-version; the deployment is the body's model.

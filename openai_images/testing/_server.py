@@ -51,7 +51,7 @@ from openai_images._requests import (
 from openai_images._rules import MODELS, check, check_images, legacy_model_note
 from openai_images._sniff import ImageInfo
 
-from ._azure import AzureMode, Placement
+from ._azure import AzureMode, Placement, own_name_deployments
 from ._batches import BatchControl, BatchService
 from ._faults import Fault, FaultQueue, fault_error, fault_from_json
 from ._files import FileStore, StoredFile, list_limit
@@ -225,6 +225,8 @@ class LocalImagesServer:
         azure: Answer like an Azure OpenAI resource instead (``True``, or an ``AzureMode``
             naming deployments, tokens, versions and filtered words): the deployments and
             v1 routes, ``api-key`` or Entra token auth, Azure's errors and request id header.
+            ``True`` deploys each model served under its own name (with ``legacy``, the
+            retired ones too).
         legacy: Also serve the retired models (``gpt-image-1``, ``dall-e-2``, ``dall-e-3``)
             and ``/v1/images/variations``, for code that still targets them; by default
             they are refused as the API refuses them today, naming the successor.
@@ -285,7 +287,9 @@ class LocalImagesServer:
         self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
-        self._azure = AzureMode() if azure is True else azure or None
+        if azure is True:
+            azure = AzureMode(deployments=own_name_deployments(legacy=legacy))
+        self._azure = azure or None
         # /v1/files and /v1/batches keep their files in a folder of their own (from start).
         self._stored = FileStore(max_bytes=512 * MiB)
         self.batch_api = BatchControl()

@@ -5,11 +5,11 @@ Usage (from the repo root): ``python -m tests.benchmarks.bench_batch_api [--size
 
 The local server runs in its own process (``... bench_batch_api serve``) with no delay
 per line. Each size runs in a fresh client process (``... bench_batch_api job N``): a
-generator of requests (dall-e-2 generations at 256x256, and every ``--edit-every``-th line
-a gpt-image-1 edit of one of 3 PNG files, so 3 uploads in all) is submitted with
-``--max-lines`` lines per input file, waited for and collected, every image saved. The
-process reports its peak RSS (``ru_maxrss``). Goal: the 20,000-line job's peak is less
-than 50 MB above the 2,000-line job's.
+generator of requests (gpt-image-2 generations at a custom 256x256, and every
+``--edit-every``-th line a gpt-image-1.5 edit of one of 3 PNG files, so 3 uploads in all)
+is submitted with ``--max-lines`` lines per input file, waited for and collected, every
+image saved. The process reports its peak RSS (``ru_maxrss``). Goal: the 20,000-line job's
+peak is less than 50 MB above the 2,000-line job's.
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ def _requests(count: int, pictures: list[Path], edit_every: int) -> Iterator[Ima
             yield EditRequest(
                 prompt=f"a hat {index}",
                 image=[pictures[index % len(pictures)]],
-                model="gpt-image-1",
+                model="gpt-image-1.5",
                 quality="low",
             )
         else:
             yield GenerateRequest(
                 prompt=f"a fox {index}",
-                model="dall-e-2",
-                size="256x256",
-                response_format="b64_json",
+                model="gpt-image-2",
+                size="256x256",  # a custom size: small images, as the results before had
+                quality="low",
             )
 
 

@@ -49,7 +49,7 @@ def forking_allowed() -> Iterator[None]:
 def generate(client: ImagesClient, prompt: str) -> str:
     """One small generation; its request id."""
     response = client.generate(
-        prompt=prompt, model="dall-e-2", size="256x256", response_format="b64_json"
+        prompt=prompt, model="gpt-image-1-mini", size="1024x1024", quality="low"
     )
     assert response.data[0].content()
     return response.request_id or ""
@@ -125,7 +125,7 @@ def test_a_stream_opened_before_fork_refuses_to_run_in_the_child() -> None:
         LocalImagesServer.in_thread() as server,
         ImagesClient(api_key=KEY, base_url=server.base_url, timeout=20) as client,
         client.generate(
-            prompt="p", model="gpt-image-1", size="1024x1024", quality="low",
+            prompt="p", model="gpt-image-1.5", size="1024x1024", quality="low",
             stream=True, partial_images=2,
         ) as stream,
     ):  # fmt: skip

@@ -565,7 +565,7 @@ async def test_endless_redirects_end_in_a_connection_error() -> None:
 # -- the Azure clients ---------------------------------------------------------------------
 
 AZURE_TOKEN = "eyJentra.TOPSECRETtokenPAYLOAD0123456789.signature"
-AZURE_MODE = AzureMode(deployments={"prod-images": "gpt-image-1"}, ad_tokens={AZURE_TOKEN})
+AZURE_MODE = AzureMode(deployments={"prod-images": "gpt-image-1.5"}, ad_tokens={AZURE_TOKEN})
 
 
 def _azure_credentials() -> list[dict[str, object]]:

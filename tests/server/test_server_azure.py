@@ -24,7 +24,11 @@ VERSION = "2025-04-01-preview"
 KEY = "azure-key-0123456789abcdef"
 TOKEN = "entra-token-0123456789"
 MODE = AzureMode(
-    deployments={"prod-images": "gpt-image-1", "dalle": "dall-e-2", "gpt-image-1": "gpt-image-1"},
+    deployments={
+        "prod-images": "gpt-image-1.5",
+        "flare": "gpt-image-2.5-flare",
+        "gpt-image-1.5": "gpt-image-1.5",
+    },
     ad_tokens={TOKEN},
 )
 
@@ -99,11 +103,13 @@ async def test_v1_route_takes_the_deployment_as_model(
     status, _, body = await post(
         raw,
         f"{azure.url}/openai/v1/images/generations",
-        json={"prompt": "a harbour", "model": "dalle", "size": "256x256"},
+        json={"prompt": "a harbour", "model": "flare", "quality": "xhigh", "size": "1280x720"},
     )
     assert status == 200, body
-    assert "usage" not in body  # dall-e-2 answered
-    assert azure.requests[-1].fields["model"] == "dalle"  # recorded as sent
+    # Only a 2.5 model takes xhigh with a custom size: gpt-image-2.5-flare answered.
+    assert body["quality"] == "xhigh"
+    assert decode(body["data"][0]["b64_json"]).size == (1280, 720)
+    assert azure.requests[-1].fields["model"] == "flare"  # recorded as sent
 
 
 async def test_v1_route_without_model_is_refused(
@@ -133,6 +139,32 @@ async def test_unknown_deployment_is_404(
     assert status == 404
     assert_azure_error(body, code="DeploymentNotFound")
     assert "gpt-image-2" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+async def test_azure_true_deploys_the_models_served(
+    raw: aiohttp.ClientSession, legacy: bool
+) -> None:
+    """``azure=True`` deploys today's models under their own names, and the retired ones
+    only on a legacy server (elsewhere they are no deployment at all)."""
+    async with LocalImagesServer(azure=True, legacy=legacy) as server:
+        answers = {}
+        for deployment in ("gpt-image-1.5", "gpt-image-2.5-flare", "gpt-image-1"):
+            answers[deployment] = await post(
+                raw,
+                deployment_url(server, "generations", deployment=deployment),
+                params={"api-version": VERSION},
+                json={"prompt": "a harbour", "quality": "low"},
+                headers={"api-key": "k"},
+            )
+    assert answers["gpt-image-1.5"][0] == 200, answers["gpt-image-1.5"][2]
+    assert answers["gpt-image-2.5-flare"][0] == 200, answers["gpt-image-2.5-flare"][2]
+    status, _, body = answers["gpt-image-1"]
+    if legacy:
+        assert status == 200, body
+    else:
+        assert status == 404
+        assert_azure_error(body, code="DeploymentNotFound")
 
 
 async def test_missing_api_version_is_resource_not_found(
@@ -194,9 +226,9 @@ async def test_validation_errors_keep_the_openai_shape(
     """A broken rule of the deployment's model is refused as the image service words it."""
     status, _, body = await post(
         raw,
-        deployment_url(azure, "generations", deployment="dalle"),
+        deployment_url(azure, "generations"),
         params={"api-version": VERSION},
-        json={"prompt": "a harbour", "size": "1536x1024"},
+        json={"prompt": "a harbour", "size": "1280x720"},
     )
     assert status == 400
     assert_error(body, param="size", code="invalid_value")
@@ -285,7 +317,7 @@ async def test_v1_route_takes_a_key_as_bearer(
     status, _, body = await post(
         raw,
         f"{azure.url}/openai/v1/images/generations",
-        json={"prompt": "a harbour", "model": "dalle", "size": "256x256"},
+        json={"prompt": "a harbour", "model": "flare", "quality": "low"},
         headers={"Authorization": f"Bearer {KEY}"},
     )
     assert status == 200, body
@@ -320,7 +352,7 @@ async def test_content_filter_words_are_configurable(raw: aiohttp.ClientSession)
     mode = AzureMode(blocked_words={"Spiders": "hate"})
     async with LocalImagesServer(azure=mode) as server:
         upload = form(
-            {"prompt": "add spiders", "model": "gpt-image-1", "quality": "low"},
+            {"prompt": "add spiders", "model": "gpt-image-1.5", "quality": "low"},
             [("image", "a.png", picture(32, 32), "image/png")],
         )
         status, _, body = await post(
@@ -332,7 +364,7 @@ async def test_content_filter_words_are_configurable(raw: aiohttp.ClientSession)
         status, _, body = await post(
             raw,
             f"{server.url}/openai/v1/images/generations",
-            json={"prompt": "a gore-free meadow", "model": "dall-e-2", "size": "256x256"},
+            json={"prompt": "a gore-free meadow", "model": "gpt-image-1.5", "quality": "low"},
             headers={"api-key": "k"},
         )
         assert status == 200, body  # the default words are replaced, not extended
@@ -356,7 +388,7 @@ async def test_rate_limit_in_azure_shape(raw: aiohttp.ClientSession) -> None:
     """A 429 carries retry-after and Azure's body."""
     async with LocalImagesServer(azure=True, requests_per_minute=1) as server:
         url = f"{server.url}/openai/v1/images/generations"
-        body_json = {"prompt": "a harbour", "model": "dall-e-2", "size": "256x256"}
+        body_json = {"prompt": "a harbour", "model": "gpt-image-1.5", "quality": "low"}
         status, _, _ = await post(raw, url, json=body_json, headers={"api-key": "k"})
         assert status == 200
         status, headers, body = await post(raw, url, json=body_json, headers={"api-key": "k"})
@@ -371,7 +403,7 @@ def test_place_refuses_every_unknown_api_version(version: str) -> None:
     query = {"api-version": version} if version else {}
     if version in DEFAULT_API_VERSIONS:
         placed = MODE.place(endpoint="generations", deployment="prod-images", query=query)
-        assert placed.apply({"prompt": "x"})["model"] == "gpt-image-1"
+        assert placed.apply({"prompt": "x"})["model"] == "gpt-image-1.5"
         return
     with pytest.raises(AzureRejection) as caught:
         MODE.place(endpoint="generations", deployment="prod-images", query=query)
@@ -410,9 +442,9 @@ async def test_sdk_without_deployment_puts_the_model_in_the_path(
     async with openai.AsyncAzureOpenAI(
         azure_endpoint=azure.url, api_version=VERSION, api_key=KEY, max_retries=0
     ) as client:
-        result = await client.images.generate(prompt="a kite", model="dalle", size="256x256")
+        result = await client.images.generate(prompt="a kite", model="flare", quality="low")
     assert len(result.data or []) == 1
-    assert azure.requests[-1].path == "/openai/deployments/dalle/images/generations"
+    assert azure.requests[-1].path == "/openai/deployments/flare/images/generations"
 
 
 async def test_sdk_edit_with_several_images_and_a_mask(
@@ -505,7 +537,7 @@ async def test_plain_openai_client_on_the_v1_route(
     async with openai.AsyncOpenAI(
         api_key=api_key, base_url=f"{azure.url}/openai/v1/", max_retries=0
     ) as client:
-        result = await client.images.generate(prompt="a kite", model="dalle", size="256x256")
+        result = await client.images.generate(prompt="a kite", model="flare", quality="low")
         assert len(result.data or []) == 1
         edited = await client.images.edit(
             image=[("a.png", picture(64, 64), "image/png")],
@@ -533,6 +565,6 @@ def test_sync_azure_client_against_a_threaded_server() -> None:
             azure_endpoint=server.url, api_version=VERSION, api_key="k", max_retries=0
         ) as client,
     ):
-        result = client.images.generate(prompt="a kite", model="gpt-image-1", quality="low")
+        result = client.images.generate(prompt="a kite", model="gpt-image-1.5", quality="low")
     assert len(result.data or []) == 1
-    assert server.requests[-1].path == "/openai/deployments/gpt-image-1/images/generations"
+    assert server.requests[-1].path == "/openai/deployments/gpt-image-1.5/images/generations"

@@ -43,7 +43,7 @@ def jsonl(lines: list[dict[str, Any]]) -> bytes:
 
 def small(prompt: str) -> dict[str, Any]:
     """A cheap generation body."""
-    return {"prompt": prompt, "model": "dall-e-2", "size": "256x256", "response_format": "b64_json"}
+    return {"prompt": prompt, "model": "gpt-image-1-mini", "size": "1024x1024", "quality": "low"}
 
 
 async def until(sdk: openai.AsyncOpenAI, batch_id: str, *statuses: str) -> Any:
@@ -130,7 +130,8 @@ async def test_a_batch_of_generations_completes(
     lines = [line(f"r{i}", small(f"fox {i}")) for i in range(5)]
     lines.append(
         line(
-            "gpt", {"prompt": "owl", "model": "gpt-image-1", "quality": "low", "size": "1024x1024"}
+            "gpt",
+            {"prompt": "owl", "model": "gpt-image-1.5", "quality": "low", "size": "1024x1536"},
         )
     )
     batch = await submit(sdk, lines, GENERATIONS)
@@ -152,7 +153,8 @@ async def test_a_batch_of_generations_completes(
         assert item["response"]["status_code"] == 200
         assert item["id"].startswith("batch_req_")
         assert_matches(item["response"]["body"], "ImagesResponse")
-    assert decode(outputs["r0"]["response"]["body"]["data"][0]["b64_json"]).size == (256, 256)
+    assert decode(outputs["r0"]["response"]["body"]["data"][0]["b64_json"]).size == (1024, 1024)
+    assert decode(outputs["gpt"]["response"]["body"]["data"][0]["b64_json"]).size == (1024, 1536)
 
 
 async def test_lines_that_break_the_rules_go_to_the_error_file(
@@ -162,8 +164,8 @@ async def test_lines_that_break_the_rules_go_to_the_error_file(
     server.batch_api.fail("boom", LineFailure(status=500))
     lines = [
         line("ok", small("a")),
-        line("bad", {"prompt": "a", "model": "dall-e-2", "size": "999x999"}),
-        line("stream", {"prompt": "a", "model": "gpt-image-1", "stream": True}),
+        line("bad", {"prompt": "a", "model": "gpt-image-1.5", "size": "999x999"}),
+        line("stream", {"prompt": "a", "model": "gpt-image-1.5", "stream": True}),
         line("boom", small("b")),
     ]
     done = await finished(sdk, (await submit(sdk, lines, GENERATIONS)).id)
@@ -184,12 +186,12 @@ async def test_edits_resolve_uploaded_file_ids(sdk: openai.AsyncOpenAI) -> None:
     mask = await sdk.files.create(file=("m.png", picture(64, 64, alpha=True)), purpose="vision")
     body = {
         "prompt": "a hat",
-        "model": "gpt-image-1",
+        "model": "gpt-image-1.5",
         "quality": "low",
         "images": [{"file_id": image.id}, {"image_url": data_url(picture(64, 64))}],
         "mask": {"file_id": mask.id},
     }
-    missing = {"prompt": "a hat", "model": "gpt-image-1", "images": [{"file_id": "file-nope"}]}
+    missing = {"prompt": "a hat", "model": "gpt-image-1.5", "images": [{"file_id": "file-nope"}]}
     done = await finished(
         sdk,
         (await submit(sdk, [line("e", body, EDITS), line("x", missing, EDITS)], EDITS)).id,

@@ -211,7 +211,7 @@ async def test_the_server_refuses_images_beyond_its_limit(http: aiohttp.ClientSe
     clock = FakeClock()
     async with LocalImagesServer(images_per_minute=3, clock=clock) as server:
         url = f"{server.base_url}/images/generations"
-        body = {"prompt": "fox", "model": "dall-e-2", "size": "256x256", "n": 2}
+        body = {"prompt": "fox", "model": "gpt-image-1-mini", "quality": "low", "n": 2}
         async with http.post(url, json=body) as response:
             assert response.status == 200
             assert response.headers["x-ratelimit-remaining-images"] == "1"
@@ -246,7 +246,7 @@ async def test_a_moderation_fault_blocks_only_the_prompts_named(
     async with LocalImagesServer() as server:
         server.inject(Fault(kind="moderation", prompts=["a bad fox"], categories=["violence"]))
         url = f"{server.base_url}/images/generations"
-        body = {"model": "dall-e-2", "size": "256x256"}
+        body = {"model": "gpt-image-1-mini", "quality": "low"}
         async with http.post(url, json={**body, "prompt": "a good fox"}) as response:
             assert response.status == 200
         async with http.post(url, json={**body, "prompt": "a bad fox"}) as response:
