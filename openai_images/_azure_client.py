@@ -60,7 +60,7 @@ class AsyncAzureImagesClient(AsyncImagesClient):
         azure_endpoint: The resource's root, e.g. ``https://NAME.openai.azure.com``.
         api_version: A dated version such as ``"2025-04-01-preview"``, or ``"v1"``.
         azure_deployment: The deployment image requests go to.
-        deployment_model: The model the deployment runs (``"gpt-image-1"``...), so requests
+        deployment_model: The model the deployment runs (``"gpt-image-1.5"``...), so requests
             are checked by that model's rules. Unset, a deployment named after a model is
             checked as that model, and any other name skips the model rules.
         api_key: A key, sent as ``api-key``.
@@ -84,7 +84,7 @@ class AsyncAzureImagesClient(AsyncImagesClient):
         async with AsyncAzureImagesClient(
             azure_endpoint="https://NAME.openai.azure.com",
             api_version="2025-04-01-preview",
-            azure_deployment="gpt-image-1",
+            azure_deployment="gpt-image-1.5",
         ) as client:
             result = await client.generate(prompt="a red fox")
         ```

@@ -75,7 +75,7 @@ class ImagesClient(SyncEndpoints):
     Example:
         ```python
         with ImagesClient() as client:
-            client.generate(prompt="a red fox", model="gpt-image-1").data[0].save("fox.png")
+            client.generate(prompt="a red fox", model="gpt-image-1.5").data[0].save("fox.png")
         ```
     """
 

@@ -26,7 +26,7 @@ class ImageStream(Generic[E]):
 
     Example:
         ```python
-        with client.generate(prompt="a fox", model="gpt-image-1", stream=True,
+        with client.generate(prompt="a fox", model="gpt-image-1.5", stream=True,
                              partial_images=2) as stream:
             for event in stream:
                 print(event.type)
