@@ -327,7 +327,7 @@ def structure_response(
 
     The common shape (objects, strings, integers and ``null`` where the classes expect
     them; unknown fields anywhere) is built directly, in about half the converter's time
-    (a small answer: 8 -> 4.5 µs here); anything else goes to the converter, so every
+    (a small answer: 8 -> 4 µs here); anything else goes to the converter, so every
     result and error is the converter's own.
 
     Example:
@@ -374,65 +374,55 @@ class _Unusual(Exception):
 _ABSENT: Any = object()
 
 
-def _as_str(value: Any) -> str:
-    if type(value) is str:
-        return value
-    raise _Unusual
-
-
-def _as_int(value: Any) -> int:
-    if type(value) is int:
-        return value
-    raise _Unusual
-
-
-def _or_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def optional(value: Any) -> Any:
-        return None if value is None else check(value)
-
-    return optional
-
-
 class _Shape:
     """How the converter would build one attrs class from a dict, for the common case.
 
-    Made from the class's fields at import: strings, integers, nested classes, each
+    Made from the class's fields at import: strings, integers and nested classes, each
     optional or not. ``kwargs`` gives the class's keyword arguments, or raises ``_Unusual``
     where the converter might do anything else (another type, a missing required field).
+    The checks are inlined in one loop: a call per field cost as much again.
     """
 
     def __init__(self, cls: type[Any], *, skip: tuple[str, ...] = ()) -> None:
         hints = typing.get_type_hints(cls)
         self.cls = cls
-        self.fields = [
-            (field.name, self._check(hints[field.name]), field.default is attrs.NOTHING)
-            for field in attrs.fields(cls)
-            if field.name not in skip
-        ]
-
-    @staticmethod
-    def _check(tp: Any) -> Callable[[Any], Any]:
-        if _is_optional(tp):
-            inner = next(arg for arg in typing.get_args(tp) if arg is not type(None))
-            return _or_none(_Shape._check(inner))
-        if tp is str:
-            return _as_str
-        if tp is int:
-            return _as_int
-        if attrs.has(tp):
-            shape = _Shape(tp)
-            return lambda value: shape.cls(**shape.kwargs(value))
-        raise TypeError(f"no fast path for {tp!r}; teach _Shape or skip the field")
+        # (name, the type a value must have exactly, or the shape of a nested class,
+        # whether null is taken, whether the field must be there)
+        self.fields: list[tuple[str, type[Any] | None, _Shape | None, bool, bool]] = []
+        for field in attrs.fields(cls):
+            if field.name in skip:
+                continue
+            tp = hints[field.name]
+            optional = _is_optional(tp)
+            if optional:
+                tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
+            if tp in (str, int):
+                exact, nested = tp, None
+            elif attrs.has(tp):
+                exact, nested = None, _Shape(tp)
+            else:
+                raise TypeError(f"no fast path for {tp!r}; teach _Shape or skip the field")
+            required = field.default is attrs.NOTHING
+            self.fields.append((field.name, exact, nested, optional, required))
 
     def kwargs(self, value: Any) -> dict[str, Any]:
         if type(value) is not dict:
             raise _Unusual
         found: dict[str, Any] = {}
-        for name, check, required in self.fields:
+        for name, exact, nested, optional, required in self.fields:
             item = value.get(name, _ABSENT)
-            if item is not _ABSENT:
-                found[name] = check(item)
-            elif required:
+            if item is _ABSENT:
+                if required:
+                    raise _Unusual
+            elif item is None:
+                if not optional:
+                    raise _Unusual
+                found[name] = None
+            elif nested is not None:
+                found[name] = nested.cls(**nested.kwargs(item))
+            elif type(item) is exact:
+                found[name] = item
+            else:
                 raise _Unusual
         return found
 
