@@ -196,8 +196,8 @@ def _rows(medians: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any
             key="rps",
             unit="req/s",
             higher_is_better=True,
-            goal=">= 0.6x raw",
-            check=lambda ratio: ratio >= 0.6,
+            goal=">= 0.85x raw",
+            check=lambda ratio: ratio >= 0.85,
         ),
         _row(
             medians,
@@ -207,8 +207,8 @@ def _rows(medians: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any
             key="cpu_us",
             unit="µs/req",
             higher_is_better=False,
-            goal="<= 1.5x raw",
-            check=lambda ratio: ratio <= 1.5,
+            goal="<= 1.25x raw",
+            check=lambda ratio: ratio <= 1.25,
         ),
         _row(
             medians,
@@ -324,8 +324,8 @@ def _sync_rows(medians: dict[str, dict[str, dict[str, float]]]) -> list[dict[str
             "async": small["latency_ms"],
             "sdk_sync": sdk["latency_ms"] if sdk else None,
             "ratio": latency,
-            "goal": "sync <= 1.3x async",
-            "met": latency <= 1.3,
+            "goal": "sync <= 1.1x async",
+            "met": latency <= 1.1,
         },
         {
             "row": "5",
@@ -335,8 +335,8 @@ def _sync_rows(medians: dict[str, dict[str, dict[str, float]]]) -> list[dict[str
             "async": small["rps8"],
             "sdk_sync": sdk["threads_rps"] if sdk else None,
             "ratio": throughput,
-            "goal": "sync >= 0.5x async",
-            "met": throughput >= 0.5,
+            "goal": "sync >= 0.55x async",
+            "met": throughput >= 0.55,
         },
     ]
 
