@@ -10,7 +10,7 @@ taken round by round (neighbours in time), with the load average before and afte
 Usage, from a checkout's root (its benchmark server and worker code are used for all)::
 
     python tools/bench_trees.py /path/to/base . [--peers ours raw-aiohttp] [--rounds 7]
-        [--scenario small]
+        [--scenario small|threads|big|stream]
 
 To get a tree of another commit: ``git worktree add /tmp/base <commit>`` (or ``git archive``).
 """
@@ -32,6 +32,7 @@ from tests.benchmarks.__main__ import REQUESTS, SEQUENTIAL, _specs
 from tests.benchmarks._server import running_server
 
 RAW = "raw-aiohttp"
+SCENARIOS = ["small", "threads", "big", "stream"]  # the edit row needs its input files
 
 
 def _worker(tree: Path, spec: dict[str, Any]) -> dict[str, float]:
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("trees", nargs="+", type=Path, help="checkouts to compare")
     parser.add_argument("--peers", nargs="+", default=["ours", RAW])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--scenario", default="small", choices=["small", "threads"])
+    parser.add_argument("--scenario", default="small", choices=SCENARIOS)
     args = parser.parse_args()
     trees = [tree.resolve() for tree in args.trees]
     spec = _specs(Path(os.devnull))[args.scenario]
@@ -75,12 +76,14 @@ def main() -> None:
                 runs[tree, peer].append(figures)
             print(f"  round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"{args.rounds} rounds, {REQUESTS} requests (64 at a time), {SEQUENTIAL} one at a time")
+    print(f"{args.rounds} rounds of the {args.scenario!r} scenario")
+    if args.scenario in ("small", "threads"):
+        print(f"each: {REQUESTS} requests concurrently, then {SEQUENTIAL} one at a time")
     for (tree, peer), values in runs.items():
         cells = "  ".join(f"{key} {_spread([run[key] for run in values])}" for key in values[0])
         print(f"{tree.name:>12} {peer:<12} {cells}")
     for tree in trees:
-        if RAW not in args.peers:
+        if RAW not in args.peers or args.scenario != "small":
             break
         raw = runs[tree, RAW]
         for peer in args.peers:
