@@ -10,6 +10,9 @@
   local server reports a wrongly typed field instead of guessing; so are containers (a
   string is not a list of images, nor an object).
 
+``structure_response`` builds an ``ImagesResponse`` of the common shape without the
+converter (in half its time), and gives it anything else: the same results, the same errors.
+
 ``configure_converter(conv, strict=True)`` adds what reading requests from outside needs
 (the local server's intake, the command line's batch files): unknown fields are refused,
 and file fields are taken as they come (spooled paths, resolved paths), a ``mask`` object
@@ -43,7 +46,7 @@ from ._requests import (
     SvgReasoning,
     VariationRequest,
 )
-from ._responses import ImagesResponse
+from ._responses import Image, ImagesResponse
 
 __all__ = [
     "StructureProblem",
@@ -325,10 +328,32 @@ def structure_response(
 ) -> ImagesResponse:
     """Build an ``ImagesResponse`` from decoded JSON and the HTTP exchange's metadata.
 
+    The common shape (objects, strings, integers and ``null`` where the classes expect
+    them; unknown fields anywhere) is built directly, in about half the converter's time
+    (a small answer: 8 -> 4 µs here); anything else goes to the converter, so every
+    result and error is the converter's own.
+
+    Example:
+        >>> body = {"created": 1, "output_format": "png", "data": [{"b64_json": "aGk="}]}
+        >>> structure_response(body, request_id="req_1").data[0].output_format
+        'png'
+
     Raises:
         TypeError, ValueError, KeyError, cattrs.BaseValidationError: ``data`` is not a
             response body as the contract describes it.
     """
+    try:
+        return _common_response(data, request_id=request_id, headers=headers)
+    except _Unusual:
+        pass
+    # Outside the except block: the converter's error must not carry _Unusual as context.
+    return _converted_response(data, request_id=request_id, headers=headers)
+
+
+def _converted_response(
+    data: Any, *, request_id: str | None, headers: Mapping[str, str] | None
+) -> ImagesResponse:
+    """The converter's ``ImagesResponse``: any shape, and the converter's errors."""
     response = converter.structure(data, ImagesResponse)
     return attrs.evolve(
         response,
@@ -342,4 +367,96 @@ def structure_response(
         request_id=request_id,
         headers=headers if headers is not None else {},
         raw=data,
+    )
+
+
+class _Unusual(Exception):
+    """Wire data off the common shape: the converter judges it."""
+
+
+_ABSENT: Any = object()
+
+
+class _Shape:
+    """How the converter would build one attrs class from a dict, for the common case.
+
+    Made from the class's fields at import: strings, integers and nested classes, each
+    optional or not. ``kwargs`` gives the class's keyword arguments, or raises ``_Unusual``
+    where the converter might do anything else (another type, a missing required field).
+    The checks are inlined in one loop: a call per field cost as much again.
+    """
+
+    def __init__(self, cls: type[Any], *, skip: tuple[str, ...] = ()) -> None:
+        hints = typing.get_type_hints(cls)
+        self.cls = cls
+        # (name, the type a value must have exactly, or the shape of a nested class,
+        # whether null is taken, whether the field must be there)
+        self.fields: list[tuple[str, type[Any] | None, _Shape | None, bool, bool]] = []
+        for field in attrs.fields(cls):
+            if field.name in skip:
+                continue
+            tp = hints[field.name]
+            optional = _is_optional(tp)
+            if optional:
+                tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
+            if tp in (str, int):
+                exact, nested = tp, None
+            elif attrs.has(tp):
+                exact, nested = None, _Shape(tp)
+            else:
+                raise TypeError(f"no fast path for {tp!r}; teach _Shape or skip the field")
+            required = field.default is attrs.NOTHING
+            self.fields.append((field.name, exact, nested, optional, required))
+
+    def kwargs(self, value: Any) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise _Unusual
+        found: dict[str, Any] = {}
+        for name, exact, nested, optional, required in self.fields:
+            item = value.get(name, _ABSENT)
+            if item is _ABSENT:
+                if required:
+                    raise _Unusual
+            elif item is None:
+                if not optional:
+                    raise _Unusual
+                found[name] = None
+            elif nested is not None:
+                found[name] = nested.cls(**nested.kwargs(item))
+            elif type(item) is exact:
+                found[name] = item
+            else:
+                raise _Unusual
+        return found
+
+
+# ``data`` is built by hand (each image takes the response's format); the exchange's
+# metadata is not read from the body.
+_RESPONSE = _Shape(ImagesResponse, skip=("data", "request_id", "headers", "raw"))
+_IMAGE = _Shape(Image)
+
+
+def _common_response(
+    data: Any, *, request_id: str | None, headers: Mapping[str, str] | None
+) -> ImagesResponse:
+    """An ``ImagesResponse`` built directly from the common shape, or ``_Unusual``."""
+    found = _RESPONSE.kwargs(data)
+    listed = data.get("data", _ABSENT)
+    images = []
+    if listed is not _ABSENT:
+        if type(listed) is not list:
+            raise _Unusual
+        # Each image learns the response's format, so saving it picks the right extension.
+        output_format = found.get("output_format")
+        for item in listed:
+            image = _IMAGE.kwargs(item)
+            if image.get("output_format") is None:
+                image["output_format"] = output_format
+            images.append(Image(**image))
+    return ImagesResponse(
+        data=tuple(images),
+        request_id=request_id,
+        headers=headers if headers is not None else {},
+        raw=data,
+        **found,
     )

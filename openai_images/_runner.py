@@ -26,7 +26,10 @@ import selectors
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 from ._errors import ClientClosedError
 
@@ -91,20 +94,59 @@ _async_library = _async_library_var()
 _library_thread = _async_library_thread()
 
 
-def _new_loop() -> tuple[asyncio.AbstractEventLoop, selectors.BaseSelector | None]:
+if hasattr(selectors, "PollSelector"):  # not on Windows
+
+    class _PollSelector(selectors.PollSelector):
+        """``poll()``, noting which sockets it watches for writing, so that the check
+        after every call (``_writing``) is one look at a set, not a walk over all keys."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.writers: set[int] = set()
+
+        def register(
+            self, fileobj: FileDescriptorLike, events: int, data: Any = None
+        ) -> selectors.SelectorKey:
+            key = super().register(fileobj, events, data)
+            self._note(key)
+            return key
+
+        def modify(
+            self, fileobj: FileDescriptorLike, events: int, data: Any = None
+        ) -> selectors.SelectorKey:
+            key = super().modify(fileobj, events, data)
+            self._note(key)
+            return key
+
+        def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
+            key = super().unregister(fileobj)
+            self.writers.discard(key.fd)
+            return key
+
+        def _note(self, key: selectors.SelectorKey) -> None:
+            if key.events & selectors.EVENT_WRITE:
+                self.writers.add(key.fd)
+            else:
+                self.writers.discard(key.fd)
+
+
+def _new_loop() -> tuple[asyncio.AbstractEventLoop, _PollSelector | None]:
     """A loop, and the selector it waits with where we chose it."""
     # poll() keeps its interest list in this process; epoll and kqueue keep theirs in the
     # kernel, shared with (epoll) or lost to (kqueue) a forked child, where closing the
     # parent's loop would unregister the parent's own sockets. A sync client's loop watches
     # a few connections, where poll() costs no more than epoll.
     if hasattr(selectors, "PollSelector"):
-        selector = selectors.PollSelector()
+        selector = _PollSelector()
         return asyncio.SelectorEventLoop(selector), selector
     return asyncio.new_event_loop(), None
 
 
-def _writing(selector: selectors.BaseSelector) -> bool:
+def _writing(selector: _PollSelector) -> bool:
     """Whether a socket the loop watches has bytes waiting to be sent."""
+    if not selector.writers:
+        return False  # after almost every call; the walk below costs about 1.3 µs
+    # A modify that fails unregisters behind _PollSelector's back: the keys decide.
     return any(key.events & selectors.EVENT_WRITE for key in selector.get_map().values())
 
 

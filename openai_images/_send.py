@@ -18,13 +18,12 @@ does.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Literal, Protocol, TypeVar, overload
 
@@ -352,7 +351,7 @@ class Sender:
         ``observer`` hooks every attempt (see ``AttemptObserver``).
         """
         url, params, headers, body, replayable = await self._prepare(request, options)
-        with _retirement_noted(request.model):
+        try:
             exchange = await self._attempts(
                 "POST",
                 url,
@@ -363,6 +362,9 @@ class Sender:
                 replayable=replayable,
                 observer=observer,
             )
+        except APIStatusError as error:
+            _note_retirement(error, request.model)
+            raise
         return parse_images_response(exchange)
 
     async def open_stream(
@@ -373,7 +375,7 @@ class Sender:
         if not request.stream:
             request = attrs.evolve(request, stream=True)
         url, params, headers, body, replayable = await self._prepare(request, options)
-        with _retirement_noted(request.model):
+        try:
             exchange = await self._attempts(
                 "POST",
                 url,
@@ -384,6 +386,9 @@ class Sender:
                 replayable=replayable,
                 stream=True,
             )
+        except APIStatusError as error:
+            _note_retirement(error, request.model)
+            raise
         return AsyncImageStream(exchange)
 
     async def download(self, url: str, *, timeout: float | Timeout | None = None) -> bytes:
@@ -901,16 +906,15 @@ def configure_logging(environ: Mapping[str, str] = os.environ) -> None:
     logger.setLevel(level)
 
 
-@contextlib.contextmanager
-def _retirement_noted(model: str | None) -> Iterator[None]:
+def _note_retirement(error: APIStatusError, model: str | None) -> None:
     """A server's refusal of a retired model says when it retired and what replaced it
-    (the request still goes out: Azure deployments and compatible servers may serve it)."""
-    try:
-        yield
-    except APIStatusError as error:
-        note = legacy_model_note(model) if model is not None else None
-        about_the_model = error.status_code == 404 or error.param == "model"
-        if note is not None and about_the_model and note not in error.message:
-            error.message = f"{error.message} ({note})"
-            error.args = (error.message,)
-        raise
+    (the request still goes out: Azure deployments and compatible servers may serve it).
+
+    Called from a plain ``try``/``except``, which costs nothing until a status error: a
+    ``contextlib`` context manager around every call cost about 0.7 µs.
+    """
+    note = legacy_model_note(model) if model is not None else None
+    about_the_model = error.status_code == 404 or error.param == "model"
+    if note is not None and about_the_model and note not in error.message:
+        error.message = f"{error.message} ({note})"
+        error.args = (error.message,)

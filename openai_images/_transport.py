@@ -62,6 +62,7 @@ MAX_REDIRECTS = 11
 """Responses one call reads at most: the first and ten redirects (aiohttp's limit)."""
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NO_CONTENT_TYPE = ("Content-Type",)
 
 
 def without_credential_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -419,7 +420,6 @@ class Transport:
                 trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
-                skip_auto_headers=("Content-Type",),
             )
             # The pool's slots are counted here, so that waiting for one has its own
             # limit and its own message; the connector's limit then never waits.
@@ -501,7 +501,12 @@ class Transport:
             await self._wait_for_slot(slots, timeout, method, url)
         send_headers = {"User-Agent": self.user_agent, **headers}
         data: Any = None
+        # Never a guessed Content-Type: aiohttp would call a POST without a body
+        # application/octet-stream. Skipping it costs aiohttp a copy of the headers, so it
+        # is asked only when there is no body (a body brings its own type).
+        skip: tuple[str, ...] | None = _NO_CONTENT_TYPE
         if body is not None:
+            skip = None
             send_headers["Content-Type"] = body.content_type
             if body.stream is not None:
                 data = body.stream()
@@ -522,6 +527,7 @@ class Transport:
                 proxy=proxy,
                 timeout=self._client_timeout(timeout),
                 allow_redirects=allow_redirects,
+                skip_auto_headers=skip,
             )
         except _MAPPED as exc:
             failure = _own_error(exc) or attempt.error(exc)
@@ -534,7 +540,8 @@ class Transport:
         finally:
             # An upload cut short must close its files now, not when collected. While
             # aiohttp's writer is inside the generator, cancelling that writer closes it.
-            if getattr(data, "ag_running", True) is False:
+            streamed = body is not None and body.stream is not None
+            if streamed and getattr(data, "ag_running", True) is False:
                 await data.aclose()
         slots.release()
         # Raised here, outside the except block, so that aiohttp's exception is not its

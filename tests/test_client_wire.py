@@ -25,9 +25,11 @@ from openai_images import (
     SvgReasoning,
     __version__,
 )
+from openai_images._config import Timeout
 from openai_images._converter import request_fields
 from openai_images._inputs import resolve_image
 from openai_images._multipart import build_multipart
+from openai_images._transport import Body, Transport
 
 from .images import make_png
 from .recorder import Recorded, Recorder
@@ -320,3 +322,22 @@ async def test_user_and_safety_identifier_both_pass_through(
     """The deprecated user and its successor go out side by side: the API picks."""
     await client.send(GenerateRequest(prompt="p", user="u1", safety_identifier="s1"))
     assert recorder.requests[0].json == {"prompt": "p", "user": "u1", "safety_identifier": "s1"}
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+async def test_a_request_without_a_body_claims_no_content_type(
+    recorder: Recorder, method: str
+) -> None:
+    """A body-less request (a batch's cancel POST) has no Content-Type, not aiohttp's guess;
+    one with a body has its own."""
+    transport = Transport()
+    try:
+        url = f"{recorder.base_url}/batches/b_1/cancel"
+        await transport.send(method, url, headers={}, timeout=Timeout())
+        body = Body(content_type="application/json", data=b"{}")
+        await transport.send(method, url, headers={}, body=body, timeout=Timeout())
+    finally:
+        await transport.aclose()
+    bare, with_body = recorder.requests
+    assert "Content-Type" not in bare.headers
+    assert with_body.headers["Content-Type"] == "application/json"

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_images import EditRequest, GenerateRequest, ImageRef, VariationRequest
-from openai_images._converter import converter, make_converter, structure_problems
+from openai_images._converter import (
+    _converted_response,
+    converter,
+    make_converter,
+    structure_problems,
+    structure_response,
+)
 
 STRICT = make_converter(detailed_validation=True, strict=True)
 
@@ -66,3 +72,74 @@ def test_strict_structuring_builds_the_request_or_names_a_field(data: dict[str, 
         assert all(problem.param for problem in problems)
     else:
         assert isinstance(request, EditRequest)
+
+
+ODD = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3)
+
+
+def _mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``good`` seven times in eight, else a value of any type."""
+    return st.integers(0, 7).flatmap(lambda roll: good if roll else ODD)
+
+
+TEXT = _mostly(st.none() | st.text(max_size=3))
+COUNT = _mostly(st.integers(min_value=0, max_value=10**20))
+
+
+def _object(
+    fields: dict[str, st.SearchStrategy[Any]], required: tuple[str, ...] = ()
+) -> st.SearchStrategy[Any]:
+    """Mostly objects with some of ``fields`` and unknown ones; a ``required`` one is
+    missing once in eight."""
+    known = st.fixed_dictionaries(
+        {name: fields[name] for name in required},
+        optional={name: value for name, value in fields.items() if name not in required},
+    )
+    unknown = st.dictionaries(st.sampled_from(["zz", "request_id", "headers", "raw"]), ODD)
+    both = st.tuples(known, unknown).map(lambda pair: {**pair[1], **pair[0]})
+    if required:
+        both = both | st.fixed_dictionaries({}, optional=fields)
+    return _mostly(both)
+
+
+DETAILS = st.none() | _object({"text_tokens": COUNT, "image_tokens": COUNT})
+USAGE = st.none() | _object(
+    {
+        "input_tokens": COUNT,
+        "output_tokens": COUNT,
+        "total_tokens": COUNT,
+        "input_tokens_details": DETAILS,
+        "output_tokens_details": DETAILS,
+    }
+)
+IMAGE = _object({"b64_json": TEXT, "url": TEXT, "revised_prompt": TEXT, "output_format": TEXT})
+RESPONSE = _object(
+    {
+        "created": COUNT,
+        "data": _mostly(st.lists(IMAGE, max_size=3)) | st.tuples(IMAGE),
+        "background": TEXT,
+        "output_format": TEXT,
+        "quality": TEXT,
+        "size": TEXT,
+        "usage": USAGE,
+        "svg_usage": st.none()
+        | _object({"model": TEXT, "input_tokens": COUNT, "reasoning_tokens": COUNT}),
+        "safety_identifier": TEXT,
+    },
+    required=("created",),
+)
+
+
+def _outcome(build: Any, data: Any) -> Any:
+    try:
+        response = build(data, request_id="req_1", headers={"x-request-id": "req_1"})
+    except Exception as error:
+        return type(error), str(error), error.__context__ is None
+    # request_id, headers and raw take no part in ==; each image's fields all do.
+    return response, response.request_id, response.headers, response.raw
+
+
+@given(RESPONSE)
+def test_the_fast_path_agrees_with_the_converter(data: Any) -> None:
+    """Any body, of the common shape or not: the same response, or the same error."""
+    assert _outcome(structure_response, data) == _outcome(_converted_response, data)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import select
+import selectors
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -12,8 +15,11 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 import sniffio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from openai_images._runner import Runner as _Runner
+from openai_images._runner import _PollSelector, _writing
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="-")
 
@@ -180,3 +186,36 @@ def test_a_started_task_runs_until_stop_cancels_it() -> None:
     runner.stop(anyio.lowlevel.checkpoint)
     assert cancelled.is_set()
     assert future.cancelled()
+
+
+INTERESTS = st.sampled_from(
+    [selectors.EVENT_READ, selectors.EVENT_WRITE, selectors.EVENT_READ | selectors.EVENT_WRITE]
+)
+
+
+@pytest.mark.skipif(not hasattr(select, "poll"), reason="poll() is not on this platform")
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans(), INTERESTS)))
+def test_the_poll_selector_knows_when_a_socket_waits_to_be_written(
+    steps: list[tuple[int, bool, int]],
+) -> None:
+    """Whatever sockets come, change interest and go, the quick answer is the keys' own."""
+    selector = _PollSelector()
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        for index, drop, events in steps:
+            sock = pairs[index][0]
+            registered = sock.fileno() in selector.get_map()
+            if drop:
+                if registered:
+                    selector.unregister(sock)
+            elif registered:
+                selector.modify(sock, events)
+            else:
+                selector.register(sock, events)
+            walked = any(key.events & selectors.EVENT_WRITE for key in selector.get_map().values())
+            assert _writing(selector) is walked
+    finally:
+        selector.close()
+        for left, right in pairs:
+            left.close()
+            right.close()

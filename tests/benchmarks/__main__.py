@@ -196,8 +196,8 @@ def _rows(medians: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any
             key="rps",
             unit="req/s",
             higher_is_better=True,
-            goal=">= 0.6x raw",
-            check=lambda ratio: ratio >= 0.6,
+            goal=">= 0.85x raw",
+            check=lambda ratio: ratio >= 0.85,
         ),
         _row(
             medians,
@@ -207,8 +207,8 @@ def _rows(medians: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any
             key="cpu_us",
             unit="µs/req",
             higher_is_better=False,
-            goal="<= 1.5x raw",
-            check=lambda ratio: ratio <= 1.5,
+            goal="<= 1.25x raw",
+            check=lambda ratio: ratio <= 1.25,
         ),
         _row(
             medians,
