@@ -513,11 +513,13 @@ def format_table(results: Sequence[StepResult]) -> str:
                 tokens=total_tokens,
             )
         )
-    lines = [f"{'step':<26} {'requests':>8} {'wall time':>11} {'throughput':>15} {'tokens':>10}"]
+    width = max([26, *(len(row.name) for row in rows)])
+    head = f"{'step':<{width}} {'requests':>8} {'wall time':>11} {'throughput':>15} {'tokens':>10}"
+    lines = [head]
     for row in rows:
         tokens = f"{row.tokens:,}" if row.tokens is not None else "-"
         lines.append(
-            f"{row.name:<26} {row.requests:>8} {row.seconds:>9.2f} s"
+            f"{row.name:<{width}} {row.requests:>8} {row.seconds:>9.2f} s"
             f" {row.throughput:>9.1f} req/s {tokens:>10}"
         )
     return "\n".join(lines)
