@@ -36,7 +36,7 @@ def soak(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""
-    session.install("ruff", "attrs")
+    session.install(".[lint]")
     session.run("ruff", "check", "openai_images", "tests", "tools", "noxfile.py")
     session.run("ruff", "format", "--check", "openai_images", "tests", "tools", "noxfile.py")
     # The client's keyword methods are generated from the request classes, and the sync

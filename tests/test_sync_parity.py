@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,3 +142,16 @@ def test_the_azure_clients_agree() -> None:
         inspect.signature(cls.with_options) for cls in (AsyncImagesClient, AsyncAzureImagesClient)
     )
     assert azure.parameters == base.parameters
+
+
+def test_the_generated_sync_code_is_up_to_date() -> None:
+    """``tools/unasync.py --check`` passes: the sync modules are what the generator writes
+    from the async ones (CI runs only the tests, so the check lives here too)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "tools" / "unasync.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
