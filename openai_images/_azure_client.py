@@ -25,7 +25,7 @@ from ._send import _is_loopback as is_loopback
 from ._sync import ImagesClient
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 __all__ = ["AsyncAzureImagesClient", "AzureImagesClient"]
 
@@ -209,17 +209,6 @@ class AsyncAzureImagesClient(AsyncImagesClient):
         copy._azure = self._azure if api_key is None else _with_key(self._azure, api_key)
         return copy
 
-    async def __aenter__(self) -> AsyncAzureImagesClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
 
 def _warn_if_plain_http(endpoint: str) -> None:
     """Warn (once per client, when it is made) that credentials would cross the network
@@ -310,6 +299,3 @@ class AzureImagesClient(ImagesClient):
 
     def __repr__(self) -> str:
         return repr(self._azure_twin).removeprefix("Async")
-
-    def __enter__(self) -> AzureImagesClient:
-        return self

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from typing_extensions import Self
 
 from ._batch import AsyncBatchIterator, BatchReport, BatchSettings, KeyFunction, ProgressCallback
 from ._batch import collect as _collect
@@ -224,7 +225,7 @@ class AsyncImagesClient(AsyncEndpoints):
 
     # -- life cycle ----------------------------------------------------------------------
 
-    async def __aenter__(self) -> AsyncImagesClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import Self
+
 from ._batch import AsyncBatchIterator, BatchIterator
 from ._batch_api import SyncBatchAPI
 from ._client import AsyncImagesClient
@@ -404,7 +406,7 @@ class ImagesClient(SyncEndpoints):
     def __repr__(self) -> str:
         return f"ImagesClient(base_url={self.base_url!r})"
 
-    def __enter__(self) -> ImagesClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
