@@ -325,6 +325,61 @@ def test_edit_sends_several_images_and_a_mask(server: LocalImagesServer, tmp_pat
     assert Path("a-gift-basket-1.png").is_file()
 
 
+def test_edit_sends_a_markup_and_new_fields(server: LocalImagesServer, tmp_path: Path) -> None:
+    """--markup is a file part like the mask; today's fields are options of their own."""
+    (tmp_path / "shelf.png").write_bytes(make_png(32, 32))
+    (tmp_path / "markup.png").write_bytes(make_png(32, 32, alpha=True))
+    code = main(
+        [
+            "edit",
+            "put the jar here",
+            "-i",
+            "shelf.png",
+            "--markup",
+            "markup.png",
+            "--model",
+            "gpt-image-2.5-flare",
+            "--quality",
+            "low",
+            "--complexity",
+            "high",
+            "--safety-identifier",
+            "user-123",
+        ]
+    )
+    assert code == 0
+    sent = server.requests[-1]
+    assert [(part, filename) for part, filename, *_ in sent.files] == [
+        ("image", "shelf.png"),
+        ("markup", "markup.png"),
+    ]
+    assert sent.fields["complexity"] == "high"
+    assert sent.fields["safety_identifier"] == "user-123"
+
+
+def test_a_markup_with_a_json_edit_names_the_option(
+    server: LocalImagesServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A markup is uploaded: with --image-url (a JSON edit) it is refused, naming --markup."""
+    (tmp_path / "markup.png").write_bytes(make_png(8, 8, alpha=True))
+    data_url = "data:image/png;base64," + base64.b64encode(make_png(8, 8)).decode()
+    code = main(
+        [
+            "edit",
+            "p",
+            "--image-url",
+            data_url,
+            "--markup",
+            "markup.png",
+            "--model",
+            "gpt-image-2.5-flare",
+        ]
+    )
+    assert code != 0
+    assert "--markup" in capsys.readouterr().err
+    assert server.requests == []
+
+
 def test_edit_by_reference_goes_as_json(server: LocalImagesServer) -> None:
     """--image-url makes a JSON edit with image references."""
     data_url = "data:image/png;base64," + base64.b64encode(make_png(8, 8)).decode()

@@ -100,6 +100,7 @@ async def generate(args: argparse.Namespace) -> int:
 async def edit(args: argparse.Namespace) -> int:
     """``openai-images edit PROMPT -i IMAGE...`` (or by reference, as a JSON edit)."""
     data: dict[str, Any] = {"prompt": args.prompt, **request_fields(args, EditRequest)}
+    data["markup"] = args.markup  # uploaded; the rules refuse it with a JSON edit
     if args.images:
         data["image"] = args.images[0] if len(args.images) == 1 else list(args.images)
         data["mask"] = args.mask

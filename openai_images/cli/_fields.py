@@ -44,7 +44,7 @@ REQUEST_CLASSES: dict[str, type[GenerateRequest | EditRequest | VariationRequest
 """The request class of each endpoint, by the name batch files use."""
 
 # Inputs and modes each command takes its own way (arguments, -i, --stream).
-_NOT_OPTIONS = frozenset({"endpoint", "prompt", "image", "images", "mask", "stream"})
+_NOT_OPTIONS = frozenset({"endpoint", "prompt", "image", "images", "mask", "markup", "stream"})
 
 # Options whose names differ from ``--field-name``: the first long one is named in errors.
 _FLAGS: dict[str, tuple[str, ...]] = {
@@ -60,15 +60,21 @@ _HELP: dict[str, str] = {
     "(the API's default when unset)",
     "n": "how many images to make (1-10; dall-e-3: 1)",
     "size": "WIDTHxHEIGHT (e.g. 1024x1024) or auto",
-    "quality": "low, medium, high or auto (GPT image models); standard or hd (DALL-E)",
+    "quality": "low, medium, high or auto; xhigh or max (the 2.5 models); standard or hd (DALL-E)",
     "background": "transparent, opaque or auto (GPT image models)",
     "moderation": "low or auto (GPT image models)",
     "input_fidelity": "high or low (edits, GPT image models)",
-    "output_format": "png, jpeg or webp",
+    "output_format": "png, jpeg, webp, gif or svg",
     "output_compression": "0-100, for jpeg and webp",
     "response_format": "url or b64_json (DALL-E; url results are downloaded)",
     "style": "vivid or natural (dall-e-3)",
-    "user": "an id of your end user, for abuse monitoring",
+    "user": "an id of your end user (deprecated: use --safety-identifier)",
+    "safety_identifier": "a stable, hashed id of your end user, for abuse monitoring",
+    "complexity": "planning effort: low, medium or high",
+    "frame_count": "frames of a gif result, 2-16 (with --format gif)",
+    "frame_duration_ms": "milliseconds per gif frame (with --format gif)",
+    "svg": 'who authors an svg result, as JSON: \'{"model": "...", "reasoning": {"effort": '
+    '"low"}}\' (with --format svg)',
     "partial_images": "partial images to stream and save, 0-3 (implies --stream)",
 }
 
@@ -82,6 +88,7 @@ _INPUT_FLAGS = {
     "mask": "--mask",
     "mask.image_url": "--mask-url",
     "mask.file_id": "--mask-file-id",
+    "markup": "--markup",
     "stream": "--stream",
 }
 

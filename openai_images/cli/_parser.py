@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mask.add_argument("--mask-url", default=None, help="the mask by URL (a JSON edit)")
     mask.add_argument("--mask-file-id", default=None, help="the mask by file id (a JSON edit)")
+    edit.add_argument(
+        "--markup",
+        type=Path,
+        default=None,
+        help="a transparent PNG drawn over the first image to guide the edit (GPT Image 2.5; "
+        "not with --mask)",
+    )
     add_fields(edit, EditRequest, stream=True)
 
     variation = commands.add_parser(
