@@ -97,6 +97,11 @@ async def test_verify_false_warns_and_then_skips_the_checks(pki: PKI) -> None:
     assert result.data[0].content() == b"hi"
 
 
+# On CPython 3.10, asyncio's old sslproto leaves the transport of a failed TLS handshake
+# (the second call below) unclosed; 3.11's rewritten sslproto closes it. Seen only there.
+@pytest.mark.filterwarnings(
+    "ignore:unclosed transport <asyncio.sslproto._SSLProtocolTransport:ResourceWarning"
+)
 @pytest.mark.anyio
 async def test_a_client_certificate_with_an_encrypted_key(pki: PKI) -> None:
     """``client_cert=`` presents the certificate to a server that requires one; without it
