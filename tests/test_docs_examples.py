@@ -106,7 +106,7 @@ def test_the_pages_have_examples() -> None:
 @pytest.fixture
 def azure_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalImagesServer]:
     """A local server in Azure mode (deployment ``prod-images`` runs gpt-image-1.5), and the
-    official SDK's Azure variables pointing at it, for the Azure page."""
+    official SDK's Azure variables pointing at it, for the pages with Azure examples."""
     mode = AzureMode(deployments={"prod-images": "gpt-image-1.5", "gpt-image-1.5": "gpt-image-1.5"})
     with LocalImagesServer.in_thread(azure=mode) as server:
         monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
@@ -121,7 +121,7 @@ def test_examples_run(
     page: Path, docs_env: LocalImagesServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Each page's examples run without error, and its pytest examples pass."""
-    if page.name == "azure.md":
+    if page.name in ("azure.md", "README.md"):
         request.getfixturevalue("azure_env")
     namespace: dict[str, object] = {"__name__": "docs_example"}
     test_files: list[str] = []
