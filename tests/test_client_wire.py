@@ -299,9 +299,10 @@ async def test_markup_part_equals_the_sdks(sdk: openai.AsyncOpenAI, recorder: Re
         prompt="tidy",
         model="gpt-image-2.5-flare",
     )
+    assert request.markup is not None
     sources = [
         ("image", await resolve_image(request.image_inputs[0], param="image")),
-        ("markup", await resolve_image(request.markup, param="markup")),  # type: ignore[arg-type]
+        ("markup", await resolve_image(request.markup, param="markup")),
     ]
     assert sources[1][1].info.content_type == "image/png"
     body = build_multipart(fields=request_fields(request), files=sources, boundary="b")

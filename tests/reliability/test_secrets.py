@@ -594,7 +594,7 @@ async def test_the_azure_clients_never_show_the_key_or_token(
                     azure_endpoint=server.url,
                     api_version=api_version,
                     max_retries=0,
-                    **credential,  # type: ignore[arg-type]
+                    **credential,  # type: ignore[arg-type]  # one credential keyword of three  # one credential keyword of three
                 ) as client:
                     await client.generate(prompt="a fox", model="prod-images", quality="low")
                     texts += [repr(client), repr(client._sender.auth), repr(client._azure)]
@@ -620,7 +620,7 @@ def test_the_sync_azure_client_shows_no_secret() -> None:
         client = AzureImagesClient(
             azure_endpoint="https://res.openai.azure.com",
             api_version="v1",
-            **credential,  # type: ignore[arg-type]
+            **credential,  # type: ignore[arg-type]  # one credential keyword of three
         )
         try:
             text = repr(client)

@@ -10,6 +10,7 @@ requests together share ``MAX_DECODING_PIXELS``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_a_large_input_is_scaled_down_as_it_is_decoded(
     held: list[int] = []
 
     class Recording(_images._PixelBudget):
-        def hold(self, pixels: int):  # type: ignore[no-untyped-def]
+        def hold(self, pixels: int) -> contextlib.AbstractContextManager[None]:
             held.append(pixels)
             return super().hold(pixels)
 

@@ -74,7 +74,7 @@ async def submit(sdk: openai.AsyncOpenAI, lines: list[dict[str, Any]], endpoint:
     uploaded = await sdk.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
     return await sdk.batches.create(
         input_file_id=uploaded.id,
-        endpoint=endpoint,  # type: ignore[arg-type]
+        endpoint=endpoint,  # type: ignore[arg-type]  # the SDK types it as a Literal
         completion_window="24h",
         metadata={"job": "t"},
     )
