@@ -239,7 +239,7 @@ class _Engine:
         assert selector is not None
         await asyncio.sleep(0)  # the callbacks the call's last step scheduled
         # Nothing signals a drained socket; a rare path, so look every few milliseconds.
-        while _writing(selector):  # noqa: ASYNC110
+        while _writing(selector):  # noqa: ASYNC110  # no event marks a drained socket
             await asyncio.sleep(0.005)
 
     # -- the call is handed over -----------------------------------------------------------

@@ -456,8 +456,7 @@ class Transport:
             proxy = self._proxies.get(parts.scheme)
             host = parts.hostname or ""
             # proxy_bypass_environment reads NO_PROXY from the mapping it is given.
-            # Public, but missing from typeshed.
-            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
             if proxy is not None and (
                 _is_loopback(host)
                 or bypass(f"{host}:{parts.port}" if parts.port else host, self._proxies)

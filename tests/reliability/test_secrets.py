@@ -594,7 +594,7 @@ async def test_the_azure_clients_never_show_the_key_or_token(
                     azure_endpoint=server.url,
                     api_version=api_version,
                     max_retries=0,
-                    **credential,  # type: ignore[arg-type]  # one credential keyword of three  # one credential keyword of three
+                    **credential,  # type: ignore[arg-type]  # one credential keyword of three
                 ) as client:
                     await client.generate(prompt="a fox", model="prod-images", quality="low")
                     texts += [repr(client), repr(client._sender.auth), repr(client._azure)]
