@@ -113,8 +113,9 @@ class _HasImageData:
             ValueError: The result is not an SVG document, or is a ``url`` result.
         """
         data = self.content()
-        if self.extension != "svg":
-            raise ValueError(f"this image is {self.extension}, not SVG text; use content()")
+        extension = self._extension_of(data)
+        if extension != "svg":
+            raise ValueError(f"this image is {extension}, not SVG text; use content()")
         return data.decode("utf-8")
 
     @property
@@ -127,7 +128,10 @@ class _HasImageData:
             >>> Image(b64_json="R0lGODlh").extension
             'gif'
         """
-        data = self.content()
+        return self._extension_of(self.content())
+
+    def _extension_of(self, data: bytes) -> str:
+        # Callers that need the bytes too decode them once and pass them here.
         return image_extension(data, output_format=self.output_format)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -145,10 +149,11 @@ class _HasImageData:
             response.data[0].save("poster")  # -> Path('poster.svg') for an SVG result
             ```
         """
+        data = self.content()
         target = Path(path)
         if not target.suffix:
-            target = target.with_name(f"{target.name}.{self.extension}")
-        return write_atomically(target, self.content())
+            target = target.with_name(f"{target.name}.{self._extension_of(data)}")
+        return write_atomically(target, data)
 
 
 @attrs.frozen(kw_only=True)
