@@ -374,89 +374,94 @@ class _Unusual(Exception):
     """Wire data off the common shape: the converter judges it."""
 
 
-_ABSENT: Any = object()
+def _builder(
+    cls: type[Any], *, given: tuple[str, ...] = (), fallback: tuple[str, ...] = ()
+) -> Callable[..., Any]:
+    """A function that builds ``cls`` from a dict of the common shape, or raises ``_Unusual``.
 
+    Generated at import from the class's fields (strings, integers and nested classes, each
+    optional or not, with plain defaults) as straight-line code: the same checks in a loop
+    over the fields cost twice as much. Where the converter might do anything else
+    (another type, a ``null`` where none is taken, a missing required field) it raises
+    ``_Unusual``.
 
-class _Shape:
-    """How the converter would build one attrs class from a dict, for the common case.
-
-    Made from the class's fields at import: strings, integers and nested classes, each
-    optional or not. ``kwargs`` gives the class's keyword arguments, or raises ``_Unusual``
-    where the converter might do anything else (another type, a missing required field).
-    The checks are inlined in one loop: a call per field cost as much again.
+    The builder takes the dict, then the ``given`` fields (not read from the dict), then
+    the ``fallback`` ones: read from the dict, the argument when absent or ``null``.
     """
-
-    def __init__(self, cls: type[Any], *, skip: tuple[str, ...] = ()) -> None:
-        hints = typing.get_type_hints(cls)
-        self.cls = cls
-        # (name, the type a value must have exactly, or the shape of a nested class,
-        # whether null is taken, whether the field must be there)
-        self.fields: list[tuple[str, type[Any] | None, _Shape | None, bool, bool]] = []
-        for field in attrs.fields(cls):
-            if field.name in skip:
-                continue
-            tp = hints[field.name]
-            optional = _is_optional(tp)
-            if optional:
-                tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
-            if tp in (str, int):
-                exact, nested = tp, None
-            elif attrs.has(tp):
-                exact, nested = None, _Shape(tp)
+    hints = typing.get_type_hints(cls)
+    unknown = {*given, *fallback} - {field.name for field in attrs.fields(cls)}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    scope: dict[str, Any] = {"_Unusual": _Unusual, "cls": cls}
+    lines = ["    if type(value) is not dict:", "        raise _Unusual", "    get = value.get"]
+    arguments = []
+    for field in attrs.fields(cls):
+        name, local = field.name, f"f_{field.name}"
+        if name in given:
+            arguments.append(f"{name}={name}")
+            continue
+        tp = hints[name]
+        optional = _is_optional(tp)
+        if optional:
+            tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
+        if field.default is attrs.NOTHING:
+            lines += [f"    {local} = get({name!r}, _Unusual)", f"    if {local} is _Unusual:"]
+            lines.append("        raise _Unusual")
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]  # attrs types Factory as a function
+            raise TypeError(f"no fast path for the factory default of {cls.__name__}.{name}")
+        else:
+            scope[f"d_{name}"] = field.default
+            lines.append(f"    {local} = get({name!r}, d_{name})")
+        if name in fallback:
+            lines += [f"    if {local} is None:", f"        {local} = {name}"]
+        nullable = optional or name in fallback
+        if not nullable:
+            lines += [f"    if {local} is None:", "        raise _Unusual"]
+        if tp in (str, int):
+            scope[f"t_{name}"] = tp
+            test = f"{local} is not None and " if nullable else ""
+            lines += [f"    if {test}type({local}) is not t_{name}:", "        raise _Unusual"]
+        elif attrs.has(tp):
+            scope[f"b_{name}"] = _builder(tp)
+            if nullable:
+                lines += [f"    if {local} is not None:", f"        {local} = b_{name}({local})"]
             else:
-                raise TypeError(f"no fast path for {tp!r}; teach _Shape or skip the field")
-            required = field.default is attrs.NOTHING
-            self.fields.append((field.name, exact, nested, optional, required))
-
-    def kwargs(self, value: Any) -> dict[str, Any]:
-        if type(value) is not dict:
-            raise _Unusual
-        found: dict[str, Any] = {}
-        for name, exact, nested, optional, required in self.fields:
-            item = value.get(name, _ABSENT)
-            if item is _ABSENT:
-                if required:
-                    raise _Unusual
-            elif item is None:
-                if not optional:
-                    raise _Unusual
-                found[name] = None
-            elif nested is not None:
-                found[name] = nested.cls(**nested.kwargs(item))
-            elif type(item) is exact:
-                found[name] = item
-            else:
-                raise _Unusual
-        return found
+                lines.append(f"    {local} = b_{name}({local})")
+        else:
+            raise TypeError(f"no fast path for {tp!r}; teach _builder or give the field")
+        arguments.append(f"{name}={local}")
+    parameters = ", ".join(["value", *given, *fallback])
+    body = "\n".join([*lines, f"    return cls({', '.join(arguments)})"])
+    # Our own code, made from the class's fields (as attrs and cattrs make theirs).
+    exec(compile(f"def build({parameters}):\n{body}", f"<build {cls.__name__}>", "exec"), scope)
+    build: Callable[..., Any] = scope["build"]
+    return build
 
 
 # ``data`` is built by hand (each image takes the response's format); the exchange's
 # metadata is not read from the body.
-_RESPONSE = _Shape(ImagesResponse, skip=("data", "request_id", "headers", "raw"))
-_IMAGE = _Shape(Image)
+_build_response = _builder(ImagesResponse, given=("data", "request_id", "headers", "raw"))
+_build_image = _builder(Image, fallback=("output_format",))
 
 
 def _common_response(
     data: Any, *, request_id: str | None, headers: Mapping[str, str] | None
 ) -> ImagesResponse:
     """An ``ImagesResponse`` built directly from the common shape, or ``_Unusual``."""
-    found = _RESPONSE.kwargs(data)
-    listed = data.get("data", _ABSENT)
-    images = []
-    if listed is not _ABSENT:
+    if type(data) is not dict:
+        raise _Unusual
+    listed = data.get("data", ())
+    images: tuple[Image, ...] = ()
+    if listed:
         if type(listed) is not list:
             raise _Unusual
-        # Each image learns the response's format, so saving it picks the right extension.
-        output_format = found.get("output_format")
-        for item in listed:
-            image = _IMAGE.kwargs(item)
-            if image.get("output_format") is None:
-                image["output_format"] = output_format
-            images.append(Image(**image))
-    return ImagesResponse(
-        data=tuple(images),
-        request_id=request_id,
-        headers=headers if headers is not None else {},
-        raw=data,
-        **found,
+        # Each image learns the response's format, so saving it picks the right extension
+        # (a format that is not a string fails the response's own check below).
+        output_format = data.get("output_format")
+        images = tuple([_build_image(item, output_format) for item in listed])
+    elif listed != () and type(listed) is not list:
+        raise _Unusual
+    response: ImagesResponse = _build_response(
+        data, images, request_id, headers if headers is not None else {}, data
     )
+    return response
