@@ -329,8 +329,8 @@ def structure_response(
     """Build an ``ImagesResponse`` from decoded JSON and the HTTP exchange's metadata.
 
     The common shape (objects, strings, integers and ``null`` where the classes expect
-    them; unknown fields anywhere) is built directly, in about half the converter's time
-    (a small answer: 8 -> 4 µs here); anything else goes to the converter, so every
+    them; unknown fields anywhere) is built directly, in less than half the converter's
+    time (a small answer: 8 -> 3.6 µs here); anything else goes to the converter, so every
     result and error is the converter's own.
 
     Example:
@@ -380,8 +380,9 @@ def _builder(
     """A function that builds ``cls`` from a dict of the common shape, or raises ``_Unusual``.
 
     Generated at import from the class's fields (strings, integers and nested classes, each
-    optional or not, with plain defaults) as straight-line code: the same checks in a loop
-    over the fields cost twice as much. Where the converter might do anything else
+    optional or not, with plain defaults) as straight-line code, about 15% faster than the
+    same checks in a loop over the fields (most of what is left is the classes' own
+    ``__init__``). Where the converter might do anything else
     (another type, a ``null`` where none is taken, a missing required field) it raises
     ``_Unusual``.
 
