@@ -11,7 +11,9 @@ spreads over all of them::
 Prints each layer's CPU per request (``time.process_time``, this process only), median
 and range over the rounds, and what it adds to the layer before it. The layers:
 
-- ``aiohttp``: a bare session, as the benchmark's ``raw-aiohttp`` peer;
+- ``aiohttp-no-timers``: a bare session with no timeout at all (no timer per request);
+- ``aiohttp``: a bare session, as the benchmark's ``raw-aiohttp`` peer (aiohttp's default
+  ``total`` timeout: one timer per request);
 - ``aiohttp+timeouts``: the same with our default timeouts (aiohttp's ``total`` and
   ``sock_read`` timers);
 - ``transport``: ``Transport.send`` (pool slots, error attribution, the size limit) and
@@ -62,11 +64,12 @@ class Layers:
 
     def calls(self) -> dict[str, Call]:
         """Each layer's call, in the order the road stacks them."""
+        untimed = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         bare = aiohttp.ClientSession()
         timed = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=900, connect=10, sock_read=300)
         )
-        self.sessions += [bare, timed]
+        self.sessions += [untimed, bare, timed]
         our_headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "application/json"}
         timeout = Timeout()
         sender = self.client._sender
@@ -97,6 +100,7 @@ class Layers:
             await self.client.generate(**GENERATE)
 
         return {
+            "aiohttp-no-timers": lambda: session_call(untimed),
             "aiohttp": lambda: session_call(bare),
             "aiohttp+timeouts": lambda: session_call(timed),
             "transport": transport_loads,
@@ -149,7 +153,7 @@ async def _main(rounds: int, requests: int) -> None:
     for name, values in figures.items():
         median = statistics.median(values)
         added = "" if before is None else f"  +{median - before:.1f}"
-        print(f"  {name:<17} {median:6.1f} [{min(values):.1f}-{max(values):.1f}]{added}")
+        print(f"  {name:<18} {median:6.1f} [{min(values):.1f}-{max(values):.1f}]{added}")
         before = median
 
 
