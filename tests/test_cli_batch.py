@@ -110,6 +110,68 @@ def test_batch_reports_failed_lines(
 
 
 @pytest.mark.parametrize(
+    ("options", "limited_by"),
+    [
+        (["--rpm", "120"], "requests_per_minute"),
+        (["--requests-per-minute", "120"], "requests_per_minute"),
+        (["--ipm", "240"], "images_per_minute"),
+        (["--images-per-minute", "240"], "images_per_minute"),
+        (["--tpm", "60000"], "tokens_per_minute"),
+        (["--tokens-per-minute", "60000"], "tokens_per_minute"),
+    ],
+)
+def test_batch_caps_pace_the_batch_and_the_report_names_them(
+    server: LocalImagesServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    limited_by: str,
+) -> None:
+    """Each per-minute cap, by either name, reaches the batch engine: it holds the second
+    line back about half a second (the local server enforces nothing), and the summary
+    names it."""
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        "".join(
+            f'{{"prompt": "fox {i}", "model": "gpt-image-1-mini", "quality": "low", "n": 2}}\n'
+            for i in range(2)
+        )
+    )
+    # One at a time, so the token cap has heard an answer's usage before the next start.
+    assert main(["batch", str(jobs), "--no-progress", "--json", "-c", "1", *options]) == 0
+    summary = orjson.loads(capsys.readouterr().out)["summary"]
+    assert summary["ok"] == 2
+    assert summary["rate_limited"] == 0
+    assert summary["limited_by"] == limited_by
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--rpm", "0"], "--rpm/--requests-per-minute must be 1 or more, got 0"),
+        (["--images-per-minute", "-5"], "--ipm/--images-per-minute must be 1 or more, got -5"),
+        (["--tpm", "0"], "--tpm/--tokens-per-minute must be 1 or more, got 0"),
+        (
+            ["--via", "batch-api", "--ipm", "60"],
+            "--ipm and --tpm are for live batches (the Batch API sets its own pace)",
+        ),
+        (
+            ["--via", "batch-api", "--tokens-per-minute", "60000"],
+            "--ipm and --tpm are for live batches (the Batch API sets its own pace)",
+        ),
+    ],
+)
+def test_batch_caps_are_checked_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    """A cap below 1 is a usage error naming its flag; the Batch API, which paces itself,
+    refuses the caps rather than ignore them (status 2, nothing read or sent)."""
+    assert main(["batch", str(tmp_path / "jobs.jsonl"), *options]) == 2
+    assert one_line(capsys.readouterr().err) == f"openai-images batch: error: {message}"
+
+
+@pytest.mark.parametrize(
     ("line", "message"),
     [
         ('{"prompt": "a fox", "n": "2"}', "1: n: expected an integer, got str"),

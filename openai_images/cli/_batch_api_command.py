@@ -73,6 +73,9 @@ def batch_api_usage_problem(args: argparse.Namespace) -> str | None:
     if args.command == "batch" and args.via == "batch-api":
         if args.concurrency is not None or args.rpm is not None:
             return "--concurrency and --rpm are for live batches (the Batch API sets its own pace)"
+        if args.ipm is not None or args.tpm is not None:
+            # Not ignored: a cap the user set and the batch did not keep would surprise them.
+            return "--ipm and --tpm are for live batches (the Batch API sets its own pace)"
         if args.max_lines is not None and not 1 <= args.max_lines <= MAX_LINES:
             return f"--max-lines must be from 1 to {MAX_LINES}"
         for pair in args.metadata or []:

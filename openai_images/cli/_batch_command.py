@@ -50,6 +50,8 @@ async def batch(args: argparse.Namespace) -> int:
                 [item.request for item in items],
                 concurrency=args.concurrency or DEFAULT_CONCURRENCY,
                 requests_per_minute=args.rpm,
+                images_per_minute=args.ipm,
+                tokens_per_minute=args.tpm,
                 output_dir=args.output_dir,
                 resume=args.resume,
                 key=lambda request, index: keys[index],

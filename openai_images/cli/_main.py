@@ -43,6 +43,13 @@ _COMMANDS: dict[str, Command] = {
     "demo": demo,
 }
 
+# The batch's per-minute caps and the flags that set them (both spellings: either was typed).
+_BATCH_CAPS = {
+    "rpm": "--rpm/--requests-per-minute",
+    "ipm": "--ipm/--images-per-minute",
+    "tpm": "--tpm/--tokens-per-minute",
+}
+
 # Commands whose request fields come from options, so errors name the options.
 _FIELDS_FROM_OPTIONS = frozenset({"generate", "edit", "variation"})
 
@@ -113,8 +120,10 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     if args.command == "batch":
         if args.concurrency is not None and args.concurrency < 1:
             return "--concurrency must be 1 or more"
-        if args.rpm is not None and args.rpm < 1:
-            return "--rpm must be 1 or more"
+        for name, flags in _BATCH_CAPS.items():
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                return f"{flags} must be 1 or more, got {value}"
     if args.command in ("batch", "batch-api"):
         problem = batch_api_usage_problem(args)
         if problem is not None:

@@ -263,12 +263,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="requests in flight (default 16)",
     )
+    # Short names, as the API's limits are written (RPM, IPM, TPM), and the library's names.
     batch.add_argument(
         "--rpm",
+        "--requests-per-minute",
+        dest="rpm",
         type=int,
         metavar="N",
         default=None,
-        help="requests per minute at most (default: no limit)",
+        help="requests per minute at most, retries included (default: no cap)",
+    )
+    batch.add_argument(
+        "--ipm",
+        "--images-per-minute",
+        dest="ipm",
+        type=int,
+        metavar="N",
+        default=None,
+        help="images per minute at most, each request counting its n (default: no cap)",
+    )
+    batch.add_argument(
+        "--tpm",
+        "--tokens-per-minute",
+        dest="tpm",
+        type=int,
+        metavar="N",
+        default=None,
+        help="tokens per minute at most, as the answers' usage counts them (default: no cap)",
     )
     batch.add_argument(
         "--resume",
