@@ -4,10 +4,14 @@ Buckets, as the API keeps them: one counts requests, one tokens and, with an
 ``images_per_minute`` limit, one counts images. The request bucket holds a full minute's
 worth (``capacity == requests_per_minute``: a client may burst that many requests at once)
 unless ``burst`` sets a smaller one, and refills at ``requests_per_minute / 60`` per second.
-A request takes one request when it is admitted, and ``n`` images once its body is read; a
-refused request takes nothing. The token bucket is charged after an image is made, with the
-answer's ``usage.total_tokens``, and may go below zero (the API, too, only learns the cost
-once the work is done); while it holds less than one token, new requests are refused.
+A request takes one request when it is admitted, and ``n`` images once its body is read.
+A refused request takes one request too, as the API counts it (``count_refused``, on by
+default): a storm of 429s eats the budget it waits for. The request bucket may then go
+below zero, by at most its capacity (the API forgets a refusal once its minute is over),
+and a refusal's ``retry_after`` counts the refusal itself. The token bucket is charged
+after an image is made, with the answer's ``usage.total_tokens``, and may go below zero
+(the API, too, only learns the cost once the work is done); while it holds less than one
+token, new requests are refused.
 
 With ``slice_seconds`` the limits are quantized, as the API may enforce them: 60,000 a
 minute becomes at most 1,000 in each one-second slice, 60 a minute one a second. The
@@ -172,6 +176,11 @@ class Slices:
         self._used += amount
         return True
 
+    def charge(self, amount: float) -> None:
+        """Count ``amount`` in this slice whether it fits or not."""
+        self._roll()
+        self._used += amount
+
     def wait_time(self) -> float:
         """Seconds until the next slice begins."""
         return (math.floor(self.clock() / self.seconds) + 1) * self.seconds - self.clock()
@@ -200,6 +209,7 @@ class _Limit:
     bucket: TokenBucket
     enforced: bool
     slices: Slices | None
+    count_refused: bool = False
 
     def take(self, amount: float) -> float:
         """Take ``amount`` and return 0, or return the seconds until it would fit."""
@@ -207,13 +217,24 @@ class _Limit:
             # Never refuse without a limit; the count goes on so the headers stay truthful.
             self.bucket.charge(amount)
             return 0.0
+        if (self.slices is None or self.slices.fits(amount)) and self.bucket.take(amount):
+            if self.slices is not None:
+                self.slices.take(amount)
+            return 0.0
+        if self.count_refused:
+            self.count(amount)
+        wait = self.bucket.wait_time(amount)
         if self.slices is not None and not self.slices.fits(amount):
-            return self.slices.wait_time()
-        if not self.bucket.take(amount):
-            return max(self.bucket.wait_time(amount), 1e-3)
+            wait = max(wait, self.slices.wait_time())
+        return max(wait, 1e-3)
+
+    def count(self, amount: float) -> None:
+        """Count ``amount`` that was refused: the bucket goes down to at most one capacity
+        below zero, and the current slice fills up."""
+        bucket = self.bucket
+        bucket.charge(min(amount, bucket.level + bucket.capacity))
         if self.slices is not None:
-            self.slices.take(amount)
-        return 0.0
+            self.slices.charge(amount)
 
     def headers(self, resource: str) -> dict[str, str]:
         bucket = self.bucket
@@ -234,14 +255,20 @@ class RateLimiter:
             for none (and no ``-images`` headers).
         burst: The request bucket's capacity, if smaller than a minute's worth.
         slice_seconds: Enforce the per-minute limits over slices this long (quantized).
+        count_refused: Count a refused request against the request limit, as the API does
+            (``True``, the default); ``False`` lets a client retry as often as it likes
+            for free.
         clock: Seconds from any fixed point (``time.monotonic`` by default).
 
     Example:
-        >>> limiter = RateLimiter(requests_per_minute=60, clock=lambda: 0.0)
+        >>> limiter = RateLimiter(requests_per_minute=60, burst=1, clock=lambda: 0.0)
         >>> limiter.admit().allowed
         True
         >>> limiter.headers()["x-ratelimit-remaining-requests"]
-        '59'
+        '0'
+        >>> refused = limiter.admit()  # counted: one second of refill is owed
+        >>> refused.allowed, refused.retry_after
+        (False, 2.0)
     """
 
     def __init__(
@@ -252,6 +279,7 @@ class RateLimiter:
         images_per_minute: int | None = None,
         burst: int | None = None,
         slice_seconds: float | None = None,
+        count_refused: bool = True,
         clock: Clock = time.monotonic,
     ) -> None:
         for name, value in (
@@ -280,6 +308,7 @@ class RateLimiter:
             UNLIMITED_REQUESTS_PER_MINUTE,
             burst if requests_per_minute else None,
         )
+        self._requests.count_refused = count_refused
         self._images = (
             limit(images_per_minute, images_per_minute, None) if images_per_minute else None
         )
@@ -309,6 +338,8 @@ class RateLimiter:
         if self._enforce_tokens and self.tokens.level < 1:
             # One token admits: the real cost is only known once the image is made.
             wait = self.tokens.wait_time(1)
+            if self._requests.count_refused:
+                self._requests.count(1)
             return Admission(allowed=False, limit="tokens", retry_after=wait)
         wait = self._requests.take(1)
         if wait:

@@ -214,6 +214,9 @@ class LocalImagesServer:
         burst: The request bucket's size, if smaller than a minute's worth.
         slice_seconds: Enforce the limits over slices this long (60 a minute as one a
             second) while the headers describe the per-minute buckets.
+        count_refused: Count each refused request (429) against the request limit, as the
+            API does, so a storm of 429s eats the budget it waits for (the default);
+            ``False`` makes refusals free.
         control_route: Serve ``/_control/faults`` (GET, POST a fault or a list, DELETE).
         max_body_bytes: Larger bodies get a 413.
         url_ttl: Seconds a ``url`` result stays downloadable.
@@ -251,6 +254,7 @@ class LocalImagesServer:
         images_per_minute: int | None = None,
         burst: int | None = None,
         slice_seconds: float | None = None,
+        count_refused: bool = True,
         control_route: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         url_ttl: float = 3600.0,
@@ -274,6 +278,7 @@ class LocalImagesServer:
             images_per_minute=images_per_minute,
             burst=burst,
             slice_seconds=slice_seconds,
+            count_refused=count_refused,
             clock=clock,
         )
         self._control_route = control_route

@@ -76,9 +76,10 @@ def test_a_bucket_refills_continuously_up_to_its_capacity() -> None:
 
 
 def test_a_limiter_refuses_when_empty_and_reports_the_wait() -> None:
-    """Over the limit, admit says which limit and how long until a retry succeeds."""
+    """Over the limit, admit says which limit and how long until a retry succeeds (here
+    with refusals free, so the wait is the plain refill)."""
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_minute=2, clock=clock)
+    limiter = RateLimiter(requests_per_minute=2, count_refused=False, clock=clock)
     assert limiter.admit().allowed
     assert limiter.headers()["x-ratelimit-remaining-requests"] == "1"
     assert limiter.admit().allowed
@@ -117,10 +118,18 @@ def test_limits_must_be_positive() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_server_answers_429_with_retry_hints(http: aiohttp.ClientSession) -> None:
-    """Over the limit: 429 rate_limit_exceeded with retry-after(-ms); after the wait, served."""
+@pytest.mark.parametrize(
+    ("count_refused", "wait", "reset"), [(True, 60, "1m30s"), (False, 30, "1m0s")]
+)
+async def test_the_server_answers_429_with_retry_hints(
+    http: aiohttp.ClientSession, count_refused: bool, wait: int, reset: str
+) -> None:
+    """Over the limit: 429 rate_limit_exceeded with retry-after(-ms); after the wait, served.
+    By default the 429 itself counts, as at the API, so the wait covers it too."""
     clock = FakeClock()
-    async with LocalImagesServer(requests_per_minute=2, clock=clock) as server:
+    async with LocalImagesServer(
+        requests_per_minute=2, count_refused=count_refused, clock=clock
+    ) as server:
         url = f"{server.base_url}/images/generations"
         remaining = []
         for _ in range(2):
@@ -133,12 +142,12 @@ async def test_the_server_answers_429_with_retry_hints(http: aiohttp.ClientSessi
         async with http.post(url, json={}) as response:
             assert response.status == 429
             body = await response.json()
-            assert response.headers["retry-after"] == "30"
-            assert response.headers["retry-after-ms"] == "30000"
-            assert response.headers["x-ratelimit-reset-requests"] == "1m0s"
+            assert response.headers["retry-after"] == str(wait)
+            assert response.headers["retry-after-ms"] == str(wait * 1000)
+            assert response.headers["x-ratelimit-reset-requests"] == reset
         assert_error(body, param=None, code="rate_limit_exceeded")
         assert body["error"]["type"] == "requests"
-        clock.now += 30
+        clock.now += wait
         async with http.post(url, json={}) as response:
             assert response.status == 400
         assert [r.status for r in server.requests] == [400, 400, 429, 400]
@@ -166,7 +175,7 @@ def test_a_burst_is_a_smaller_bucket_and_the_headers_describe_it() -> None:
     """``burst=2`` at 60 a minute: two at once, then one a second; the headers' limit is
     the burst, so ``(limit - remaining) / reset`` is the refill."""
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_minute=60, burst=2, clock=clock)
+    limiter = RateLimiter(requests_per_minute=60, burst=2, count_refused=False, clock=clock)
     assert [limiter.admit().allowed for _ in range(3)] == [True, True, False]
     headers = limiter.headers()
     assert headers["x-ratelimit-limit-requests"] == "2"
@@ -178,7 +187,9 @@ def test_a_burst_is_a_smaller_bucket_and_the_headers_describe_it() -> None:
 def test_quantized_limits_refuse_within_a_slice_while_the_headers_show_room() -> None:
     """1,200 a minute over one-second slices: 20 a slice, though the minute has room."""
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_minute=1200, slice_seconds=1.0, clock=clock)
+    limiter = RateLimiter(
+        requests_per_minute=1200, slice_seconds=1.0, count_refused=False, clock=clock
+    )
     assert all(limiter.admit().allowed for _ in range(20))
     refused = limiter.admit()
     assert (refused.allowed, refused.limit) == (False, "requests")
@@ -186,6 +197,71 @@ def test_quantized_limits_refuse_within_a_slice_while_the_headers_show_room() ->
     assert int(limiter.headers()["x-ratelimit-remaining-requests"]) == 1180
     clock.now += 1
     assert limiter.admit().allowed
+
+
+def test_refused_requests_count_against_the_limit_as_at_the_api() -> None:
+    """By default a 429 takes a request too: the bucket goes below zero (by at most its
+    capacity), each refusal's wait covers the refusals so far, and a client asking more
+    often than the refill never gets in, while one that waits the hint does."""
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=60, burst=2, clock=clock)
+    assert [limiter.admit().allowed for _ in range(2)] == [True, True]
+    waits = [limiter.admit().retry_after for _ in range(4)]
+    assert waits == [2.0, 3.0, 3.0, 3.0]  # the debt stops at one bucket (2) below zero
+    assert limiter.headers()["x-ratelimit-remaining-requests"] == "0"
+    assert limiter.headers()["x-ratelimit-reset-requests"] == "4s"
+    for _ in range(10):  # a storm faster than the refill eats what comes back
+        clock.now += 0.5
+        assert not limiter.admit().allowed
+    refused = limiter.admit()
+    clock.now += refused.retry_after
+    assert limiter.admit().allowed
+
+
+def test_refusals_count_in_the_slice_and_the_minute_and_for_tokens() -> None:
+    """Quantized, a refusal counts in the per-minute bucket (the headers show it) and in
+    its slice; a refusal for want of tokens takes a request as well."""
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=1200, slice_seconds=1.0, clock=clock)
+    assert all(limiter.admit().allowed for _ in range(20))
+    assert not any(limiter.admit().allowed for _ in range(5))
+    assert limiter.headers()["x-ratelimit-remaining-requests"] == "1175"
+    clock.now += 1
+    assert limiter.admit().allowed
+
+    limiter = RateLimiter(requests_per_minute=60, tokens_per_minute=600, clock=clock)
+    assert limiter.admit().allowed
+    limiter.charge_tokens(900)
+    assert limiter.admit().limit == "tokens"
+    assert limiter.headers()["x-ratelimit-remaining-requests"] == "58"
+
+
+@given(
+    steps=st.lists(st.floats(min_value=0, max_value=3), max_size=60),
+    burst=st.integers(min_value=1, max_value=5),
+    sliced=st.booleans(),
+)
+def test_counting_refusals_never_admits_more(steps: list[float], burst: int, sliced: bool) -> None:
+    """For any arrivals, a limiter that counts refusals admits only requests the free one
+    admits too, and its bucket never owes more than its capacity."""
+    clock = FakeClock()
+    counting, free = (
+        RateLimiter(
+            requests_per_minute=60,
+            burst=burst,
+            slice_seconds=1.0 if sliced else None,
+            count_refused=count_refused,
+            clock=clock,
+        )
+        for count_refused in (True, False)
+    )
+    for step in steps:
+        clock.now += step
+        if counting.admit().allowed:
+            assert free.admit().allowed
+        else:
+            free.admit()
+        assert counting.requests.level >= -burst - 1e-9
 
 
 def test_images_are_counted_by_n_with_their_own_headers() -> None:
