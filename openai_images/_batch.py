@@ -496,7 +496,9 @@ class AsyncBatchIterator:
             tokens_per_minute=settings.tokens_per_minute,
             patience=settings.rate_limit_patience,
         )
-        self._window = anyio.Semaphore(settings.window)
+        # Without a round trip through the event loop while there is room (the producer
+        # yields when it hands the request over).
+        self._window = anyio.Semaphore(settings.window, fast_acquire=True)
         self._results_send, self._results = anyio.create_memory_object_stream[BatchResult](
             settings.window
         )

@@ -186,6 +186,8 @@ class Pacer:
         self._started = 0
         self._first_at: float | None = None
         self._out: dict[int, _Start] = {}
+        # The estimated tokens of the attempts in ``_out``, kept as they come and go.
+        self._tokens_out = 0.0
         self._recent: deque[_Start] = deque()
         self._taken_images = 0.0
         self._tokens_per_image: float | None = None
@@ -305,6 +307,7 @@ class Pacer:
             taken_images=self._taken_images,
         )
         self._out[begun.seq] = begun
+        self._tokens_out += tokens
         # Only the last spans are measured (from a 429 still to be settled, if any).
         horizon = (self._cut_at if self._cut_at is not None else now) - _SPAN * _SPANS
         while self._recent and self._recent[0].at < horizon:
@@ -330,6 +333,8 @@ class Pacer:
         begun = self._out.pop(seq, None)
         if begun is None:
             return
+        # (Back to exactly 0 when nothing is out, so rounding never accumulates.)
+        self._tokens_out = self._tokens_out - begun.tokens if self._out else 0.0
         for resource in RESOURCES:
             self._read_budget(resource, begun, headers, now)
         if status == 429:
@@ -443,7 +448,7 @@ class Pacer:
         elif resource == "images":
             uncounted = self._taken_images - begun.taken_images
         else:
-            uncounted = sum(other.tokens for other in self._out.values())
+            uncounted = self._tokens_out
         held.level, held.level_at = remaining - uncounted, now
 
     def _pause(self, headers: Mapping[str, str] | None, now: float) -> None:
@@ -503,9 +508,12 @@ class BatchLimiter:
         )
         self._clock = clock
         # One waiter watches the clock at a time; the others queue behind it, first come
-        # first served, instead of all waking for every free slot.
-        self._turn = anyio.Lock()
+        # first served, instead of all waking for every free slot. Taking it when nobody
+        # holds it does not yield to the event loop: that round trip was a large part of
+        # an attempt's cost when nothing holds the batch back.
+        self._turn = anyio.Lock(fast_acquire=True)
         self._news = anyio.Event()
+        self._watched = False
         self._last_refusal: RateLimitError | None = None
         self.stopped_by: APIStatusError | None = None
         """The error that stopped the batch, if one did."""
@@ -540,6 +548,7 @@ class BatchLimiter:
                 if give_up is not None:
                     wait = min(wait, give_up - now)
                 news = self._news
+                self._watched = True
                 # An outcome may change the wait (free a slot, or pause after a 429).
                 with anyio.move_on_after(wait):
                     await news.wait()
@@ -567,8 +576,11 @@ class BatchLimiter:
         self._wake()
 
     def _wake(self) -> None:
-        self._news.set()
-        self._news = anyio.Event()
+        # Only a waiter needs the news; without one, the next acquire looks afresh anyway.
+        if self._watched:
+            self._watched = False
+            self._news.set()
+            self._news = anyio.Event()
 
 
 def _again(error: APIStatusError) -> APIStatusError:
