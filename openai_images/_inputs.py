@@ -135,6 +135,9 @@ async def resolve_images(
 ) -> list[ImageSource]:
     """Resolve several inputs concurrently (a few at a time), keeping their order.
 
+    Inputs in memory, and a lone input read from disk, are resolved in this task: there
+    is nothing to overlap, and a task per input would cost more than looking at it.
+
     Args:
         values: The inputs.
         param: The request field they belong to.
@@ -148,20 +151,31 @@ async def resolve_images(
         _check_kind(value)
     sources: list[ImageSource | None] = [None] * len(values)
     violations: list[list[Violation]] = [[] for _ in values]
-    limiter = anyio.CapacityLimiter(_RESOLVE_CONCURRENCY)
 
     async def resolve_one(index: int) -> None:
-        async with limiter:
-            try:
-                sources[index] = await resolve_image(
-                    values[index], param=f"{param}[{index}]" if listed else param
-                )
-            except RequestValidationError as error:
-                violations[index].extend(error.violations)
+        try:
+            sources[index] = await resolve_image(
+                values[index], param=f"{param}[{index}]" if listed else param
+            )
+        except RequestValidationError as error:
+            violations[index].extend(error.violations)
 
-    async with anyio.create_task_group() as group:
-        for index in range(len(values)):
-            group.start_soon(resolve_one, index)
+    on_disk = [index for index, value in enumerate(values) if not _in_memory(value)]
+    if len(on_disk) < 2:
+        on_disk = []  # nothing to overlap
+    for index in range(len(values)):
+        if index not in on_disk:
+            await resolve_one(index)
+    if on_disk:
+        limiter = anyio.CapacityLimiter(_RESOLVE_CONCURRENCY)
+
+        async def resolve_limited(index: int) -> None:
+            async with limiter:
+                await resolve_one(index)
+
+        async with anyio.create_task_group() as group:
+            for index in on_disk:
+                group.start_soon(resolve_limited, index)
     refused = [violation for found in violations for violation in found]
     if refused:
         raise RequestValidationError(refused)
@@ -213,6 +227,12 @@ def _check_kind(value: object) -> None:
         )
     if isinstance(content, io.TextIOBase):
         raise TypeError("the file object is open in text mode; open it with 'rb'")
+
+
+def _in_memory(value: ImageInput) -> bool:
+    """Whether resolving ``value`` reads nothing from a file (its content is ``bytes``)."""
+    content = value[1] if isinstance(value, tuple) else value
+    return isinstance(content, bytes)
 
 
 def _is_file(value: object) -> bool:
@@ -329,6 +349,21 @@ async def _read_sized(
         raise RuntimeError(f"{label} grew beyond {size} bytes while uploading")
 
 
+def _read_exactly(read: Callable[[int], bytes], size: int, label: str) -> bytes:
+    """All ``size`` bytes at once, with ``_read_sized``'s checks (in a worker thread)."""
+    parts: list[bytes] = []
+    left = size
+    while left > 0:
+        part = read(left)
+        if not part:
+            raise RuntimeError(f"{label} shrank from {size} to {size - left} bytes while uploading")
+        parts.append(part)
+        left -= len(part)
+    if read(1):
+        raise RuntimeError(f"{label} grew beyond {size} bytes while uploading")
+    return b"".join(parts)
+
+
 @attrs.frozen
 class _BytesContent:
     data: bytes = attrs.field(repr=False)
@@ -347,6 +382,13 @@ class _PathContent:
     replayable: ClassVar[bool] = True
 
     async def chunks(self, chunk_size: int) -> AsyncGenerator[bytes, None]:
+        if self.size <= chunk_size:
+            # Opened, read and closed in one worker-thread hop instead of three or more:
+            # the hops, not the reading, are what a small file costs.
+            data = await anyio.to_thread.run_sync(self._read_small)
+            if data:
+                yield data
+            return
         # A cancellation that lands while the worker thread is opening the file discards
         # run_sync's result once the thread is done, so the thread leaves the file here.
         opened: list[IO[bytes]] = []
@@ -367,6 +409,10 @@ class _PathContent:
             for file in opened:
                 file.close()
 
+    def _read_small(self) -> bytes:
+        with open(self.path, "rb") as file:
+            return _read_exactly(file.read, self.size, repr(self.path))
+
 
 @attrs.frozen
 class _SeekableContent:
@@ -377,12 +423,22 @@ class _SeekableContent:
     replayable: ClassVar[bool] = True
 
     async def chunks(self, chunk_size: int) -> AsyncGenerator[bytes, None]:
+        if self.size <= chunk_size:
+            # One worker-thread hop for a small file, as for a path.
+            data = await anyio.to_thread.run_sync(self._read_small)
+            if data:
+                yield data
+            return
         await anyio.to_thread.run_sync(self.file.seek, self.start)
         async with aclosing(
             _read_sized(self.file.read, self.size, chunk_size, self.label)
         ) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    def _read_small(self) -> bytes:
+        self.file.seek(self.start)
+        return _read_exactly(self.file.read, self.size, self.label)
 
 
 @attrs.define
