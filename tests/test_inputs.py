@@ -273,22 +273,52 @@ async def test_wrong_python_types(value: Any) -> None:
         await resolve_image(value, param="image")
 
 
+# A file in chunks, and a file no bigger than a chunk (read in one go).
+CHUNK_SIZES = pytest.mark.parametrize("chunk_size", [10, 1000], ids=["chunked", "whole"])
+
+
 @pytest.mark.anyio
-async def test_file_that_shrinks_after_resolving(png_path: Path) -> None:
+@CHUNK_SIZES
+async def test_file_that_shrinks_after_resolving(png_path: Path, chunk_size: int) -> None:
     """A file cut short between resolving and sending is an error, not a short body."""
     source = await resolve_image(png_path, param="image")
     await anyio.Path(png_path).write_bytes(PNG[:10])
-    with pytest.raises(RuntimeError, match="shrank"):
-        await read_all(source)
+    with pytest.raises(RuntimeError, match=f"shrank from {len(PNG)} to 10 bytes"):
+        await read_all(source, chunk_size=chunk_size)
 
 
 @pytest.mark.anyio
-async def test_file_that_grows_after_resolving(png_path: Path) -> None:
+@CHUNK_SIZES
+async def test_file_that_grows_after_resolving(png_path: Path, chunk_size: int) -> None:
     """A file that grew between resolving and sending is an error, not a cut body."""
     source = await resolve_image(png_path, param="image")
     await anyio.Path(png_path).write_bytes(PNG + b"more")
     with pytest.raises(RuntimeError, match="grew"):
-        await read_all(source)
+        await read_all(source, chunk_size=chunk_size)
+
+
+@pytest.mark.anyio
+@CHUNK_SIZES
+async def test_a_seekable_file_that_changed_size_is_an_error(chunk_size: int) -> None:
+    """A file object cut short after resolving fails as a path does, read whole or not."""
+    file = io.BytesIO(b"prefix" + PNG)
+    file.seek(6)
+    source = await resolve_image(file, param="image")
+    file.truncate(6 + 10)
+    with pytest.raises(RuntimeError, match=f"shrank from {len(PNG)} to 10 bytes"):
+        await read_all(source, chunk_size=chunk_size)
+
+
+@pytest.mark.anyio
+async def test_a_small_file_is_one_chunk_and_closed_at_once(png_path: Path) -> None:
+    """A file no bigger than a chunk comes whole, its file already closed."""
+    before = open_fds()
+    source = await resolve_image(png_path, param="image")
+    chunks = source.chunks(chunk_size=len(PNG))
+    assert await chunks.__anext__() == PNG
+    assert open_fds() == before
+    with pytest.raises(StopAsyncIteration):
+        await chunks.__anext__()
 
 
 @pytest.mark.anyio
@@ -350,6 +380,26 @@ async def test_resolve_images_reports_every_refused_input(
     with pytest.raises(RequestValidationError) as caught:
         await resolve_images(values, param="image", listed=listed)
     assert [violation.param for violation in caught.value.violations] == params
+
+
+@pytest.mark.anyio
+async def test_resolve_images_reports_refusals_in_order_among_files_and_bytes(
+    tmp_path: Path,
+) -> None:
+    """Several files (looked at concurrently) among bytes (looked at in place): the
+    sources and the refusals keep the input's order."""
+    (tmp_path / "a.png").write_bytes(PNG)
+    values: list[Any] = [b"text", tmp_path / "a.png", JPEG, tmp_path / "missing.png", WEBP]
+    with pytest.raises(RequestValidationError) as caught:
+        await resolve_images(values, param="image", listed=True)
+    assert [violation.param for violation in caught.value.violations] == ["image[0]", "image[3]"]
+    del values[3], values[0]
+    sources = await resolve_images(values, param="image", listed=True)
+    assert [source.info.content_type for source in sources] == [
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+    ]
 
 
 @pytest.mark.anyio

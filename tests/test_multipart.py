@@ -17,6 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
 
+from openai_images._errors import RequestValidationError
 from openai_images._inputs import resolve_image
 from openai_images._multipart import MultipartBody, MultipartEncoder, build_multipart
 
@@ -284,6 +285,38 @@ async def test_body_streams_files_and_replays(png_path: Path, tmp_path: Path) ->
     assert body.replayable
     assert await collect(body, chunk_size=33) == expected
     assert await collect(body, chunk_size=100_000) == expected
+
+
+@pytest.mark.anyio
+async def test_a_body_that_fits_in_a_chunk_is_one_piece(png_path: Path) -> None:
+    """No longer than a chunk, the body is one piece (one write); a byte longer, several."""
+    source = await resolve_image(png_path, param="image")
+    body = build_multipart(fields={"prompt": "p"}, files=[("image", source)])
+    assert body.content_length is not None
+    whole = [chunk async for chunk in body.stream(chunk_size=body.content_length)]
+    assert len(whole) == 1
+    pieces = [chunk async for chunk in body.stream(chunk_size=body.content_length - 1)]
+    assert len(pieces) > 1
+    assert b"".join(pieces) == whole[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [10, 100_000], ids=["chunked", "whole"])
+async def test_a_file_gone_since_it_was_checked_is_the_callers_error(
+    png_path: Path, tmp_path: Path, chunk_size: int
+) -> None:
+    """A file deleted after the check fails the upload as a validation error naming its
+    field, not as a connection error to retry."""
+    second = tmp_path / "second.png"
+    second.write_bytes(PNG)
+    sources = [await resolve_image(path, param="image") for path in (png_path, second)]
+    body = build_multipart(fields={}, files=[("image[]", source) for source in sources])
+    second.unlink()
+    with pytest.raises(RequestValidationError) as caught:
+        await collect(body, chunk_size=chunk_size)
+    [violation] = caught.value.violations
+    assert violation.param == "image[1]"
+    assert "'second.png' could not be read for the upload" in violation.message
 
 
 @pytest.mark.anyio
