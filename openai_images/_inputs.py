@@ -4,8 +4,9 @@ An input is a path, ``bytes``, a binary file object, or ``(filename, content[,
 content_type])``. ``resolve_image`` looks at it once before any upload (in a worker
 thread: stat, open, read the first ``HEAD_BYTES``) and refuses
 what is not an image at all; the per-model rules judge the resulting
-``ImageInfo`` elsewhere. Nothing here holds a whole file in
-memory, and every blocking read runs in a worker thread.
+``ImageInfo`` elsewhere. Nothing here holds more than a chunk of a file in memory
+(a file no bigger than a chunk is read whole, in one worker-thread hop), and every
+blocking read runs in a worker thread.
 
 Example:
     >>> import anyio
