@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import contextvars
@@ -169,6 +170,13 @@ def _coroutine(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:
     return _await(awaitable)
 
 
+# A handed call waiting to start: the call, its outcome, whether it keeps the loop running
+# (``Runner.start_task``), and its caller's context.
+_Handed = tuple[
+    Callable[[], Awaitable[Any]], concurrent.futures.Future[Any], bool, contextvars.Context
+]
+
+
 class _Started:
     """The ``task_status`` handed to a task started with ``Runner.start_task``."""
 
@@ -184,7 +192,8 @@ class _Engine:
 
     ``driving`` is held by whichever thread runs the loop. ``handed`` counts the calls
     handed over and not yet finished: while it is above zero, the helper thread waits for
-    ``driving`` and runs the loop until they are all done.
+    ``driving`` and runs the loop until they are all done. Handed calls wait in ``inbox``
+    for the loop to start them, many at a time: only the first of a burst wakes the loop.
     """
 
     def __init__(self) -> None:
@@ -194,6 +203,8 @@ class _Engine:
         self.guard = threading.Lock()
         self.wake = threading.Condition(self.guard)
         self.handed = 0
+        self.inbox: collections.deque[_Handed] = collections.deque()
+        self.draining = False  # a _drain is scheduled and has not yet emptied the inbox
         self.stopping = False
         self.idle: asyncio.Future[None] | None = None
         # Only the thread driving the loop touches these two.
@@ -258,11 +269,30 @@ class _Engine:
             if closed():
                 raise ClientClosedError(_CLOSED)
             self.handed += 1
-            # Scheduled under the guard: once a closer has seen no call admitted, every
-            # admitted one is already queued ahead of the closing work.
-            self.loop.call_soon_threadsafe(self._spawn, call, future, held, context=context)
+            self.inbox.append((call, future, held, context))
+            if not self.draining:
+                # Scheduled under the guard: once a closer has seen no call admitted, every
+                # admitted one is already queued ahead of the closing work. A drain already
+                # scheduled takes this call too, without another wake-up of the loop.
+                self.draining = True
+                self.loop.call_soon_threadsafe(self._drain)
             self.wake.notify()
         return future
+
+    def _drain(self) -> None:
+        """Start every call in the inbox, each in its caller's context."""
+        with self.guard:
+            waiting = list(self.inbox)
+            self.inbox.clear()
+            self.draining = False
+        interrupted: BaseException | None = None
+        for call, future, held, context in waiting:
+            try:
+                context.run(self._spawn, call, future, held)
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: after the others
+                interrupted = interrupted or exc
+        if interrupted is not None:
+            raise interrupted
 
     def _spawn(
         self,

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_images._runner import Runner as _Runner
-from openai_images._runner import _PollSelector, _writing
+from openai_images._runner import _Engine, _PollSelector, _writing
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="-")
 
@@ -156,6 +156,42 @@ def test_a_busy_loop_takes_other_threads_calls_too(runner: _Runner) -> None:
     release.set()
     driver.join(5)
     assert outcome == ["long"]
+
+
+def test_calls_handed_to_a_busy_loop_start_together_in_order(
+    runner: _Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls handed over while the loop is busy wait in the inbox: the first wakes the
+    loop, and one drain starts them all, in the order they were handed."""
+    drains: list[int] = []
+    drain = _Engine._drain
+
+    def counting(engine: _Engine) -> None:
+        drains.append(len(engine.inbox))
+        drain(engine)
+
+    monkeypatch.setattr(_Engine, "_drain", counting)
+    busy, release = threading.Event(), threading.Event()
+
+    async def hold_the_loop() -> None:
+        busy.set()
+        release.wait(5)  # blocks the loop on purpose, so calls queue up
+
+    started: list[int] = []
+
+    async def note(index: int) -> int:
+        started.append(index)
+        return index
+
+    driver = threading.Thread(target=runner.run, args=(hold_the_loop,))
+    driver.start()
+    assert busy.wait(5)
+    futures = [runner.submit(note, index) for index in range(5)]
+    release.set()
+    assert [future.result(5) for future in futures] == [0, 1, 2, 3, 4]
+    driver.join(5)
+    assert started == [0, 1, 2, 3, 4]
+    assert drains == [5]
 
 
 def test_calling_from_the_loop_itself_is_refused(runner: _Runner) -> None:
