@@ -19,6 +19,7 @@ from aiohttp import web
 
 from openai_images import APITimeoutError, AsyncImagesClient, Timeout
 from openai_images._transport import _Attempt, _tick
+from tests.recorder import Recorder, Reply
 
 from .conftest import KEY, wait_until
 from .hostile import STALL, RawServer, http_response
@@ -104,39 +105,31 @@ async def test_a_body_read_to_its_end_that_stalls_is_a_timeout_not_a_short_body(
             )
 
 
+async def trickle(request: web.Request) -> web.StreamResponse:
+    """An answer that comes a few bytes at a time, 20 ms apart, for about 0.3 s."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    body = b'{"created": 1, "data": [{"b64_json": "aGk="}]}'
+    for start in range(0, len(body), 3):
+        await response.write(body[start : start + 3])
+        await anyio.sleep(0.02)
+    await response.write_eof()
+    return response
+
+
 @pytest.fixture
-async def trickle() -> AsyncIterator[str]:
-    """A server whose answer comes a few bytes at a time, 20 ms apart, for about 0.3 s."""
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
-        body = b'{"created": 1, "data": [{"b64_json": "aGk="}]}'
-        for start in range(0, len(body), 3):
-            await response.write(body[start : start + 3])
-            await anyio.sleep(0.02)
-        await response.write_eof()
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/images/generations", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started above
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        await runner.cleanup()
+async def trickling() -> AsyncIterator[str]:
+    """A server whose answers trickle (see ``trickle``); its base URL."""
+    async with Recorder() as server:
+        server.reply(*[Reply(handler=trickle)] * 2)
+        yield server.base_url
 
 
 @pytest.mark.anyio
-async def test_steady_data_keeps_a_slow_answer_alive(trickle: str) -> None:
+async def test_steady_data_keeps_a_slow_answer_alive(trickling: str) -> None:
     """An answer slower than ``read`` in all but whose bytes keep coming is not cut (the
     limit is 1 s; the answer takes about 0.3 s, with 20 ms gaps)."""
-    async with AsyncImagesClient(api_key=KEY, base_url=trickle, max_retries=0) as client:
+    async with AsyncImagesClient(api_key=KEY, base_url=trickling, max_retries=0) as client:
         result = await client.generate(
             prompt="a fox", model=MODEL, timeout=Timeout(read=1.0, total=30.0)
         )
@@ -144,10 +137,10 @@ async def test_steady_data_keeps_a_slow_answer_alive(trickle: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_watch_lets_go_when_nothing_is_in_flight(trickle: str) -> None:
+async def test_the_watch_lets_go_when_nothing_is_in_flight(trickling: str) -> None:
     """Once every exchange is done, nothing is watched and the watch's timer stops (a
     client at rest schedules nothing)."""
-    async with AsyncImagesClient(api_key=KEY, base_url=trickle, max_retries=0) as client:
+    async with AsyncImagesClient(api_key=KEY, base_url=trickling, max_retries=0) as client:
         await client.generate(prompt="a fox", model=MODEL, timeout=Timeout(read=0.5, total=5.0))
         deadlines = client._sender.transport._deadlines
         assert deadlines is not None
