@@ -39,7 +39,7 @@ async def _answer(self: Any, method: str, url: str, **kwargs: Any) -> _transport
 
 async def main(label: str) -> None:
     # The road alone: the transport answers at once, with no socket.
-    _transport.Transport.send = _answer  # type: ignore[method-assign]
+    _transport.Transport.send = _answer  # type: ignore[method-assign]  # the road alone: no socket
     client = openai_images.AsyncImagesClient(api_key="sk-bench", base_url="http://127.0.0.1:9/v1")
     call = {"prompt": "a small red fox in the snow", "model": "gpt-image-1.5", "quality": "low"}
     for _ in range(CALLS // 2):

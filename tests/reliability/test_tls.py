@@ -121,7 +121,7 @@ async def test_a_client_certificate_with_an_encrypted_key(pki: PKI) -> None:
                 await client.generate(**PROMPT)
     assert len(server.headers) == 1
     # typeshed types a certificate's fields loosely; this is ssl's documented shape.
-    subject = dict(field[0] for field in server.peer_certs[0]["subject"])  # type: ignore[index]
+    subject = dict(field[0] for field in server.peer_certs[0]["subject"])  # type: ignore[index]  # typeshed: a value of str or tuples
     assert subject["commonName"] == "images-client"
     assert "client-key-pw" not in repr(cert)
 
