@@ -170,11 +170,113 @@ def _coroutine(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:
     return _await(awaitable)
 
 
-# A handed call waiting to start: the call, its outcome, whether it keeps the loop running
-# (``Runner.start_task``), and its caller's context.
-_Handed = tuple[
-    Callable[[], Awaitable[Any]], concurrent.futures.Future[Any], bool, contextvars.Context
-]
+class _Waiter:
+    """Where a call handed over by ``Runner.run`` leaves its outcome, for the one thread
+    blocked on it: a lock that the loop releases.
+
+    A ``concurrent.futures.Future`` (still what ``Runner.submit`` returns) costs a
+    condition, a fresh lock for every wait and callbacks: work done with the loop's thread
+    and the caller's contending for the GIL, on every call, when many threads share a loop.
+    """
+
+    __slots__ = ("_cancelled", "_error", "_loop", "_ready", "_task", "_value")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    def result(self) -> Any:
+        """Wait for the call; its result, or raise its error. Interrupted (Ctrl-C), the wait
+        cancels the call."""
+        try:
+            self._ready.acquire()
+        except BaseException:
+            self.cancel()
+            raise
+        error, self._error = self._error, None
+        if error is None:
+            return self._value
+        try:
+            raise error
+        finally:
+            del error  # no cycle through this frame's traceback
+
+    def cancel(self) -> None:
+        """Cancel the call, started or not (from the waiting thread)."""
+        self._cancelled = True
+        task = self._task  # read after the flag: one of this and ``started`` sees the other
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self._loop.call_soon_threadsafe(task.cancel)
+
+    # -- on the loop -----------------------------------------------------------------------
+
+    def started(self, task: asyncio.Task[Any]) -> None:
+        self._task = task
+        if self._cancelled:
+            task.cancel()
+
+    def settle(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._error = concurrent.futures.CancelledError()
+        else:
+            self._error = task.exception()
+            if self._error is None:
+                self._value = task.result()
+        self._ready.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.release()
+
+
+class _Promise:
+    """A handed call's outcome in a ``concurrent.futures.Future``, for ``Runner.submit``
+    and the engine's own calls: cancelling the future cancels the call."""
+
+    __slots__ = ("_loop", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def started(self, task: asyncio.Task[Any]) -> None:
+        def cancel_task(settled: concurrent.futures.Future[Any]) -> None:
+            if settled.cancelled():
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    self._loop.call_soon_threadsafe(task.cancel)
+
+        self.future.add_done_callback(cancel_task)
+
+    def settle(self, task: asyncio.Task[Any]) -> None:
+        """Hand ``task``'s outcome on (the future is pending until now: still cancellable)."""
+        future = self.future
+        if task.cancelled():
+            future.cancel()
+            future.set_running_or_notify_cancel()
+            return
+        exc = task.exception()
+        if future.set_running_or_notify_cancel():
+            if exc is None:
+                future.set_result(task.result())
+            else:
+                future.set_exception(exc)
+
+    def fail(self, error: BaseException) -> None:
+        if self.future.set_running_or_notify_cancel():
+            self.future.set_exception(error)
+
+
+_Outcome = _Waiter | _Promise
+
+# A handed call waiting to start: the call, where its outcome goes, whether it keeps the
+# loop running (``Runner.start_task``), and its caller's context.
+_Handed = tuple[Callable[[], Awaitable[Any]], _Outcome, bool, contextvars.Context]
 
 
 class _Started:
@@ -263,21 +365,33 @@ class _Engine:
         held: bool = False,
     ) -> concurrent.futures.Future[T]:
         """Schedule ``call`` on the loop; its outcome arrives in the returned future."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        promise = _Promise(self.loop)
+        self.schedule(call, promise, closed=closed, held=held)
+        return promise.future
+
+    def schedule(
+        self,
+        call: Callable[[], Awaitable[Any]],
+        outcome: _Outcome,
+        *,
+        closed: Callable[[], bool],
+        held: bool = False,
+    ) -> None:
+        """Schedule ``call`` on the loop, its outcome going to ``outcome``."""
         context = _call_context()
         with self.guard:
             if closed():
                 raise ClientClosedError(_CLOSED)
             self.handed += 1
-            self.inbox.append((call, future, held, context))
+            self.inbox.append((call, outcome, held, context))
             if not self.draining:
                 # Scheduled under the guard: once a closer has seen no call admitted, every
                 # admitted one is already queued ahead of the closing work. A drain already
                 # scheduled takes this call too, without another wake-up of the loop.
                 self.draining = True
                 self.loop.call_soon_threadsafe(self._drain)
-            self.wake.notify()
-        return future
+            if self.handed == 1:  # the helper sleeps only while no call is handed
+                self.wake.notify()
 
     def _drain(self) -> None:
         """Start every call in the inbox, each in its caller's context."""
@@ -286,25 +400,19 @@ class _Engine:
             self.inbox.clear()
             self.draining = False
         interrupted: BaseException | None = None
-        for call, future, held, context in waiting:
+        for call, outcome, held, context in waiting:
             try:
-                context.run(self._spawn, call, future, held)
+                context.run(self._spawn, call, outcome, held)
             except BaseException as exc:  # KeyboardInterrupt, SystemExit: after the others
                 interrupted = interrupted or exc
         if interrupted is not None:
             raise interrupted
 
-    def _spawn(
-        self,
-        call: Callable[[], Awaitable[T]],
-        future: concurrent.futures.Future[T],
-        held: bool,
-    ) -> None:
+    def _spawn(self, call: Callable[[], Awaitable[Any]], outcome: _Outcome, held: bool) -> None:
         try:
             coroutine = _coroutine(call())
         except BaseException as exc:
-            if future.set_running_or_notify_cancel():
-                future.set_exception(exc)
+            outcome.fail(exc)
             self._handed_done()
             if not isinstance(exc, Exception):
                 raise
@@ -312,31 +420,16 @@ class _Engine:
         task = self.loop.create_task(coroutine)
         tasks = self.held if held else self.calls
         tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        task.add_done_callback(lambda done: self._settle(done, future))
 
-        def cancel_task(settled: concurrent.futures.Future[T]) -> None:
-            if settled.cancelled():
-                with contextlib.suppress(RuntimeError):  # the loop is already closed
-                    self.loop.call_soon_threadsafe(task.cancel)
+        def done(task: asyncio.Task[Any]) -> None:
+            tasks.discard(task)
+            try:
+                outcome.settle(task)
+            finally:
+                self._handed_done()
 
-        future.add_done_callback(cancel_task)
-
-    def _settle(self, task: asyncio.Task[T], future: concurrent.futures.Future[T]) -> None:
-        """Hand ``task``'s outcome to ``future`` (pending until now, so still cancellable)."""
-        try:
-            if task.cancelled():
-                future.cancel()
-                future.set_running_or_notify_cancel()
-                return
-            exc = task.exception()
-            if future.set_running_or_notify_cancel():
-                if exc is None:
-                    future.set_result(task.result())
-                else:
-                    future.set_exception(exc)
-        finally:
-            self._handed_done()
+        task.add_done_callback(done)
+        outcome.started(task)
 
     def _handed_done(self) -> None:
         with self.guard:
@@ -480,12 +573,10 @@ class Runner:
             finally:
                 engine.flush_later(closed=self._is_closed)
                 engine.driving.release()
-        future = engine.hand(lambda: fn(*args, **kwargs), closed=self._is_closed)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
+        waiter = _Waiter(engine.loop)
+        engine.schedule(lambda: fn(*args, **kwargs), waiter, closed=self._is_closed)
+        result: T = waiter.result()
+        return result
 
     def submit(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs

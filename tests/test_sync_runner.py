@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextvars
 import select
 import selectors
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_images._runner import Runner as _Runner
-from openai_images._runner import _Engine, _PollSelector, _writing
+from openai_images._runner import _Engine, _PollSelector, _Waiter, _writing
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="-")
 
@@ -156,6 +159,115 @@ def test_a_busy_loop_takes_other_threads_calls_too(runner: _Runner) -> None:
     release.set()
     driver.join(5)
     assert outcome == ["long"]
+
+
+class BusyLoop:
+    """Another thread drives the runner's loop (one long call), so calls from this thread
+    are handed over to it."""
+
+    def __init__(self, runner: _Runner) -> None:
+        self.runner = runner
+        self._release = threading.Event()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=runner.run, args=(self._long_call,))
+
+    async def _long_call(self) -> None:
+        self._started.set()
+        await anyio.to_thread.run_sync(self._release.wait)
+
+    def __enter__(self) -> BusyLoop:
+        self._thread.start()
+        assert self._started.wait(5)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release.set()
+        self._thread.join(5)
+
+
+def test_a_handed_call_returns_its_value_and_raises_its_error(runner: _Runner) -> None:
+    """Through the hand-over too, the value comes back and the error is raised unchanged."""
+    error = ValueError("mine")
+
+    async def raise_it() -> None:
+        await anyio.lowlevel.checkpoint()
+        raise error
+
+    with BusyLoop(runner):
+        assert runner.run(thread_id) != threading.get_ident()
+        assert runner.run(double, 4) == 8
+        with pytest.raises(ValueError, match="mine") as raised:
+            runner.run(raise_it)
+        assert raised.value is error
+
+
+def test_a_handed_call_cancelled_on_the_loop_raises_cancelled_error(runner: _Runner) -> None:
+    """A handed call whose task is cancelled on the loop ends its caller's wait with
+    ``concurrent.futures.CancelledError``, as the future it replaces did."""
+
+    async def cancel_itself() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+
+    with BusyLoop(runner), pytest.raises(concurrent.futures.CancelledError):
+        runner.run(cancel_itself)
+
+
+def test_ctrl_c_while_waiting_for_a_handed_call_cancels_it(runner: _Runner) -> None:
+    """A KeyboardInterrupt in a thread waiting for a call handed over reaches that thread,
+    and the call is cancelled on the loop, running its cleanup."""
+    started, cleaned = threading.Event(), threading.Event()
+
+    async def wait_forever() -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            cleaned.set()
+
+    main = threading.main_thread().ident
+    assert main is not None
+    assert threading.get_ident() == main  # signals go to this thread
+
+    def interrupt() -> None:
+        if started.wait(5):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt)
+    with BusyLoop(runner):
+        interrupter.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                runner.run(wait_forever)
+        finally:
+            interrupter.join(5)
+        assert cleaned.wait(5)
+
+
+def test_a_wait_cancelled_before_the_call_starts_never_lets_it_run() -> None:
+    """A call cancelled while it waits in the inbox is cancelled as soon as it starts: its
+    body never runs."""
+    loop = asyncio.new_event_loop()
+    try:
+        ran: list[str] = []
+
+        async def body() -> None:
+            ran.append("body")
+
+        waiter = _Waiter(loop)
+        waiter.cancel()
+        task = loop.create_task(body())
+        task.add_done_callback(waiter.settle)
+        waiter.started(task)
+        with pytest.raises(asyncio.CancelledError):
+            loop.run_until_complete(task)
+    finally:
+        loop.close()
+    assert ran == []
+    with pytest.raises(concurrent.futures.CancelledError):
+        waiter.result()
 
 
 def test_calls_handed_to_a_busy_loop_start_together_in_order(
