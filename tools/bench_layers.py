@@ -44,7 +44,7 @@ from openai_images import AsyncImagesClient
 from openai_images._config import Timeout
 from openai_images._send import parse_images_response
 from openai_images._transport import Body, Transport
-from tests.benchmarks._peers import API_KEY, GENERATE
+from tests.benchmarks._peers import API_KEY, GENERATE, settle_allocator
 from tests.benchmarks._server import running_server
 
 CONCURRENCY = 64
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=4000)
     args = parser.parse_args()
+    settle_allocator()  # as the benchmark's workers do
     asyncio.run(_main(args.rounds, args.requests))
 
 

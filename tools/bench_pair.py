@@ -39,7 +39,7 @@ import aiohttp
 import orjson
 from bench_layers import Call, _cpu_per_request
 
-from tests.benchmarks._peers import API_KEY, GENERATE
+from tests.benchmarks._peers import API_KEY, GENERATE, settle_allocator
 from tests.benchmarks._server import running_server
 
 THREADS = 8
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--only", choices=["async", "sync"])
     args = parser.parse_args()
+    settle_allocator()  # as the benchmark's workers do
     with tempfile.TemporaryDirectory() as links, running_server() as root:
         packages = _import_trees({"base": args.base, "new": args.new}, Path(links))
         if args.only in (None, "async"):

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path.cwd()))  # the package and tests of the tree it runs from
 
 from openai_images import AsyncImagesClient, ImagesClient
-from tests.benchmarks._peers import API_KEY, GENERATE
+from tests.benchmarks._peers import API_KEY, GENERATE, settle_allocator
 from tests.benchmarks._server import running_server
 
 THREADS = 8
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="calls per block")
     args = parser.parse_args()
     calls = args.calls - args.calls % THREADS
+    settle_allocator()  # as the benchmark's workers do
     with running_server() as root:
         base_url = f"{root}/v1"
         loop = asyncio.new_event_loop()

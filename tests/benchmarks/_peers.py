@@ -18,7 +18,8 @@ and prints one JSON line of figures. CPU is ``time.process_time()`` of this proc
 its threads; the server is another process). Peak RSS is this process's high-water mark,
 reset through ``/proc/self/clear_refs`` just before the measured call, minus its RSS at
 that moment. A stream is timed from the response headers (the stream object in hand) to
-its last event parsed.
+its last event parsed. Every worker first puts the C allocator in one state
+(``settle_allocator``), so that no peer pays for what another's imports left behind.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import psutil  # type: ignore[import-untyped]  # psutil ships no types
 
 from tests.images import make_png
 
-__all__ = ["ASYNC_PEERS", "SYNC_PEERS", "main", "make_sparse_png", "run_worker"]
+__all__ = ["ASYNC_PEERS", "SYNC_PEERS", "main", "make_sparse_png", "run_worker", "settle_allocator"]
 
 API_KEY = "sk-bench-0123456789"
 PROMPT = "a red fox in the snow, watercolor"
@@ -453,8 +454,26 @@ def _threads(spec: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def settle_allocator() -> None:
+    """Put the C allocator in the same state in every worker, whatever it imported.
+
+    asyncio reads a socket into a fresh 256 KiB buffer, then shrinks it to what arrived.
+    glibc serves a block that size from its heap when the heap has room or once its
+    ``mmap`` threshold has risen (it rises when a larger mapped block is freed), and
+    otherwise maps and unmaps it for every read: three system calls and a page fault,
+    about 12 µs of a small request's 65-80 here. Which state a process is in depends on
+    what it happened to import: a worker of this package's client was in the cheap one,
+    a bare aiohttp worker in the dear one, which flattered every ratio to raw aiohttp.
+    Freeing one 1 MiB block raises the threshold, so every peer reads in the cheap state
+    (the state of most programs, which free large blocks sooner or later).
+    """
+    block = bytes(1 << 20)
+    del block
+
+
 def run_worker(spec: dict[str, Any]) -> dict[str, float]:
     """Measure one scenario with one peer in this process and return the figures."""
+    settle_allocator()
     if spec["peer"] in SYNC_PEERS:
         return _threads(spec)
     return anyio.run(_run_async, spec)
