@@ -166,7 +166,6 @@ class BusyLoop:
     are handed over to it."""
 
     def __init__(self, runner: _Runner) -> None:
-        self.runner = runner
         self._release = threading.Event()
         self._started = threading.Event()
         self._thread = threading.Thread(target=runner.run, args=(self._long_call,))
