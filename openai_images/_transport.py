@@ -672,9 +672,9 @@ class Transport:
         params: Mapping[str, str] | None,
         body: Body | None,
         timeout: Timeout,
-        allow_redirects: bool,
     ) -> tuple[aiohttp.ClientResponse, _Attempt]:
-        """Send the request; the response and its attempt (``_finish`` it when done)."""
+        """Send the request; the response and its attempt (``_finish`` it when done).
+        Redirects come back as they are: ``send`` follows them itself."""
         session, slots = self._get_session()
         try:
             slots.acquire_nowait()
@@ -711,7 +711,7 @@ class Transport:
                 data=data,
                 proxy=proxy,
                 timeout=client_timeout,
-                allow_redirects=allow_redirects,
+                allow_redirects=False,
                 skip_auto_headers=skip,
             )
         except _MAPPED as exc:
@@ -760,7 +760,6 @@ class Transport:
                 params=params,
                 body=body,
                 timeout=timeout,
-                allow_redirects=False,
             )
             location = response.headers.get("Location") if allow_redirects else None
             if response.status not in _REDIRECTS or not location:
@@ -802,7 +801,6 @@ class Transport:
             params=params,
             body=body,
             timeout=timeout,
-            allow_redirects=False,
         )
         stream = StreamingExchange(
             response,
