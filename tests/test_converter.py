@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from openai_images import EditRequest, GenerateRequest, ImageRef, VariationRequest
 from openai_images._converter import (
+    _builder,
     _converted_response,
     converter,
     make_converter,
@@ -143,3 +145,37 @@ def _outcome(build: Any, data: Any) -> Any:
 def test_the_fast_path_agrees_with_the_converter(data: Any) -> None:
     """Any body, of the common shape or not: the same response, or the same error."""
     assert _outcome(structure_response, data) == _outcome(_converted_response, data)
+
+
+@attrs.frozen(kw_only=True)
+class _Checked:
+    count: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen(kw_only=True)
+class _Hooked:
+    count: int = 0
+    seen: list[int] = attrs.field(factory=list, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.seen.append(self.count)
+
+
+@attrs.frozen(kw_only=True)
+class _Plain:
+    count: int = 0
+    name: str | None = None
+
+
+def test_builders_run_validators_and_hooks_and_set_plain_slots_directly() -> None:
+    """A class with a validator or an init hook is made through its ``__init__``; a plain
+    one gets its slots set directly, with the same result as its ``__init__``."""
+    with pytest.raises(ValueError, match="count"):
+        _builder(_Checked)({"count": -1})
+    hooked = _builder(_Hooked, given=("seen",))({"count": 3}, [])
+    assert hooked.seen == [3]
+    plain = _builder(_Plain)({"count": 2})
+    assert plain == _Plain(count=2)
+    assert attrs.asdict(plain) == {"count": 2, "name": None}
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        plain.count = 3  # type: ignore[misc]  # frozen, as the test shows
