@@ -131,6 +131,29 @@ def test_a_free_loop_is_driven_by_the_calling_thread(runner: _Runner) -> None:
     assert runner.run(thread_id) == threading.get_ident()
 
 
+def test_a_stop_left_on_the_loop_does_not_end_the_next_call_early(runner: _Runner) -> None:
+    """A stop still pending from an interrupted call (its done callback had not run yet)
+    ends a run of the loop before the next call is done: that call still gets its value."""
+    assert runner.run(double, 1) == 2
+    loop = runner._current().loop
+    loop.call_soon(loop.stop)
+    assert runner.run(double, 2) == 4
+    assert runner.run(double, 3) == 6
+
+
+def test_callbacks_of_a_calls_last_step_run_before_it_returns(runner: _Runner) -> None:
+    """What the call's last step scheduled (a dropped connection's close) has run by the
+    time the caller has the result, not at the next call."""
+    ran: list[str] = []
+
+    async def schedule_and_return() -> str:
+        asyncio.get_running_loop().call_soon(ran.append, "closed")
+        return "done"
+
+    assert runner.run(schedule_and_return) == "done"
+    assert ran == ["closed"]
+
+
 @pytest.mark.anyio
 async def test_a_caller_running_its_own_loop_hands_the_call_over() -> None:
     """From inside a running event loop (a notebook cell) the helper thread runs the call."""
