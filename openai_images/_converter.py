@@ -443,9 +443,10 @@ def _construction(cls: type[Any], scope: dict[str, Any], arguments: list[str]) -
     """The builder's last lines: ``cls`` made from ``arguments`` (``name=local``, every field).
 
     A frozen attrs class's ``__init__`` sets each slot through ``object.__setattr__``; a
-    class that only stores (no validator, converter, factory left to run or init hook) is
-    made here by setting its slots directly, in half the time (about 0.5 µs less for an
-    ``ImagesResponse``), with the same result. Any other class gets its ``__init__``.
+    class that only stores (no validator, converter or init hook; every field given here,
+    so no default is left to make) is made by setting its slots directly, in half the time
+    (about 0.5 µs less for an ``ImagesResponse``), with the same result. Any other class
+    gets its ``__init__``.
     """
     fields = attrs.fields(cls)
     plain = not any(

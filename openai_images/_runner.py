@@ -6,7 +6,8 @@ callback stops it): no thread hop, so a sync call costs about what the async cal
 A call that finds another thread driving (or that comes from a thread already running an
 event loop: a notebook cell) is handed over: it is scheduled on the loop, which keeps
 running either in the driving thread or, once that one's own call is done, in a helper
-thread that sleeps until calls are handed to it. Many threads thus share one loop and one pool.
+thread that sleeps until calls are handed to it. Many threads thus share one loop and
+one pool.
 
 After ``os.fork()`` the child starts afresh on its first call: a new loop, new locks, a
 new helper. The parent's loop is closed in the child when that is harmless (it was not
@@ -328,7 +329,7 @@ class _Engine:
         self.calls.add(task)
         task.add_done_callback(self._driven_done)
         try:
-            # As run_until_complete, without its bookkeeping (about 2 µs a call): the done
+            # As run_until_complete, without its bookkeeping (about 3 µs a call): the done
             # callback stops the loop. A stop left by an interrupted call may end a run
             # before this call's end, hence the loop.
             while not task.done():
