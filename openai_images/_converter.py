@@ -454,14 +454,14 @@ def _construction(cls: type[Any], scope: dict[str, Any], arguments: list[str]) -
     ) and all(
         field.init and field.validator is None and field.converter is None for field in fields
     )
-    slots = [_slot(cls, field.name) for field in fields] if plain else []
-    if not plain or None in slots:
+    slots = [slot for field in fields if (slot := _slot(cls, field.name)) is not None]
+    if not plain or len(slots) != len(fields):
         return [f"    return cls({', '.join(arguments)})"]
     scope["new"] = object.__new__
     lines = ["    made = new(cls)"]
     for argument, slot in zip(arguments, slots, strict=True):
         name, local = argument.split("=")
-        scope[f"s_{name}"] = slot.__set__  # type: ignore[union-attr]  # None ruled out above
+        scope[f"s_{name}"] = slot.__set__
         lines.append(f"    s_{name}(made, {local})")
     return [*lines, "    return made"]
 
