@@ -132,20 +132,28 @@ async def _cpu_per_request(call: Call, requests: int) -> float:
     return (time.process_time() - started) / requests * 1e6
 
 
+async def taking_turns(
+    calls: dict[str, Call], *, rounds: int, requests: int
+) -> dict[str, list[float]]:
+    """Each call's CPU per request in every round, after a warm-up; the calls take turns,
+    each round starting one further along, so the machine's drift spreads over all."""
+    for call in calls.values():  # warm every pool and cache
+        await _cpu_per_request(call, requests // 4)
+    figures: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for round_ in range(rounds):
+        turn = round_ % len(names)
+        for name in names[turn:] + names[:turn]:
+            figures[name].append(await _cpu_per_request(calls[name], requests))
+        print(f"  round {round_ + 1}/{rounds}", file=sys.stderr, flush=True)
+    return figures
+
+
 async def _main(rounds: int, requests: int) -> None:
     with running_server() as root:
         layers = Layers(root)
         try:
-            calls = layers.calls()
-            for call in calls.values():  # warm every pool and cache
-                await _cpu_per_request(call, requests // 4)
-            figures: dict[str, list[float]] = {name: [] for name in calls}
-            names = list(calls)
-            for round_ in range(rounds):
-                turn = round_ % len(names)
-                for name in names[turn:] + names[:turn]:
-                    figures[name].append(await _cpu_per_request(calls[name], requests))
-                print(f"  round {round_ + 1}/{rounds}", file=sys.stderr, flush=True)
+            figures = await taking_turns(layers.calls(), rounds=rounds, requests=requests)
         finally:
             await layers.aclose()
     print(f"CPU per request, µs: median [range] over {rounds} rounds of {requests}")

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import aiohttp
 import orjson
-from bench_layers import Call, _cpu_per_request
+from bench_layers import Call, taking_turns
 
 from tests.benchmarks._peers import API_KEY, GENERATE, settle_allocator
 from tests.benchmarks._server import running_server
@@ -93,14 +93,7 @@ async def _async_rounds(root: str, packages: dict[str, ModuleType], rounds: int)
     calls: dict[str, Call] = {"raw-aiohttp": raw}
     calls.update({tag: ours(client) for tag, client in clients.items()})
     try:
-        for call in calls.values():  # warm every pool and cache
-            await _cpu_per_request(call, ASYNC_CALLS // 4)
-        figures: dict[str, list[float]] = {name: [] for name in calls}
-        names = list(calls)
-        for round_ in range(rounds):
-            turn = round_ % len(names)
-            for name in names[turn:] + names[:turn]:
-                figures[name].append(await _cpu_per_request(calls[name], ASYNC_CALLS))
+        figures = await taking_turns(calls, rounds=rounds, requests=ASYNC_CALLS)
     finally:
         await session.close()
         for client in clients.values():
