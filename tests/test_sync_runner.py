@@ -46,6 +46,21 @@ async def fail() -> None:
     raise ValueError("no")
 
 
+class Forever:
+    """A call that waits until cancelled, noting when it started and when it cleaned up."""
+
+    def __init__(self) -> None:
+        self.started, self.cleaned = threading.Event(), threading.Event()
+
+    async def wait(self) -> None:
+        """Wait forever; the cleanup runs when cancelled."""
+        try:
+            self.started.set()
+            await anyio.sleep_forever()
+        finally:
+            self.cleaned.set()
+
+
 def test_results_and_errors_reach_the_caller(runner: _Runner) -> None:
     """The call's value comes back; its exception is raised unchanged."""
     assert runner.run(double, 21) == 42
@@ -82,19 +97,12 @@ def test_the_call_runs_as_asyncio_whatever_the_caller_claims(runner: _Runner) ->
 
 def test_cancelling_the_future_cancels_the_call(runner: _Runner) -> None:
     """An interrupted wait cancels the task on the loop, which runs its cleanup."""
-    started, cleaned = threading.Event(), threading.Event()
+    waiting = Forever()
 
-    async def wait_forever() -> None:
-        try:
-            started.set()
-            await anyio.sleep_forever()
-        finally:
-            cleaned.set()
-
-    future = runner.submit(wait_forever)
-    assert started.wait(5)
+    future = runner.submit(waiting.wait)
+    assert waiting.started.wait(5)
     assert future.cancel()
-    assert cleaned.wait(5)
+    assert waiting.cleaned.wait(5)
 
 
 def test_stop_lets_other_threads_calls_finish(runner: _Runner) -> None:
@@ -240,21 +248,14 @@ def test_a_handed_call_cancelled_on_the_loop_raises_cancelled_error(runner: _Run
 def test_ctrl_c_while_waiting_for_a_handed_call_cancels_it(runner: _Runner) -> None:
     """A KeyboardInterrupt in a thread waiting for a call handed over reaches that thread,
     and the call is cancelled on the loop, running its cleanup."""
-    started, cleaned = threading.Event(), threading.Event()
-
-    async def wait_forever() -> None:
-        try:
-            started.set()
-            await anyio.sleep_forever()
-        finally:
-            cleaned.set()
+    waiting = Forever()
 
     main = threading.main_thread().ident
     assert main is not None
     assert threading.get_ident() == main  # signals go to this thread
 
     def interrupt() -> None:
-        if started.wait(5):
+        if waiting.started.wait(5):
             signal.pthread_kill(main, signal.SIGINT)
 
     interrupter = threading.Thread(target=interrupt)
@@ -262,10 +263,10 @@ def test_ctrl_c_while_waiting_for_a_handed_call_cancels_it(runner: _Runner) -> N
         interrupter.start()
         try:
             with pytest.raises(KeyboardInterrupt):
-                runner.run(wait_forever)
+                runner.run(waiting.wait)
         finally:
             interrupter.join(5)
-        assert cleaned.wait(5)
+        assert waiting.cleaned.wait(5)
 
 
 def test_a_wait_cancelled_before_the_call_starts_never_lets_it_run() -> None:
